@@ -1,0 +1,86 @@
+# tocsin: everything a fresh machine needs, fetched into .cache/ (ignored by git).
+# Needs: Python 3.11, Java 17 + Maven (Kafka, Flink job server), Go (Prism runner).
+
+PYTHON      ?= python3
+VENV        := .venv
+BIN         := $(VENV)/bin
+CACHE       := .cache
+M2          := $(abspath $(CACHE))/m2
+BEAM_VERSION  := 2.77.0
+KAFKA_VERSION := 4.1.1
+KAFKA_LIBS  := $(CACHE)/kafka-$(KAFKA_VERSION)/libs
+PRISM       := $(CACHE)/prism-$(BEAM_VERSION)/prism
+FLINK_JOB_SERVER := org.apache.beam:beam-runners-flink-1.19-job-server:$(BEAM_VERSION)
+FLINK_JAR   := $(CACHE)/flink/beam-runners-flink-1.19-job-server-$(BEAM_VERSION).jar
+
+# The test broker gets its own port and a fresh data dir, so it never touches a dev broker.
+TEST_KAFKA  := KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093 KAFKA_DATA=$(CACHE)/kafka-test-data
+
+export TOCSIN_CACHE := $(CACHE)
+export TOCSIN_PRISM_LOCATION := $(abspath $(PRISM))
+export TOCSIN_FLINK_JOB_SERVER_JAR := $(abspath $(FLINK_JAR))
+
+.PHONY: setup kafka-fetch prism flink kafka-up kafka-down topics test test-unit lint bench demo clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+kafka-fetch: $(KAFKA_LIBS)/.fetched
+
+$(KAFKA_LIBS)/.fetched: deploy/kafka/pom.xml
+	mvn --batch-mode --quiet -Dmaven.repo.local=$(M2) -f deploy/kafka/pom.xml \
+	    -Dkafka.version=$(KAFKA_VERSION) dependency:copy-dependencies \
+	    -DincludeScope=runtime -DoutputDirectory=$(abspath $(KAFKA_LIBS))
+	touch $@
+
+# Beam's Prism runner, built from its Go module at the apache-beam version pinned in pyproject.toml.
+prism: $(PRISM)
+
+$(PRISM):
+	mkdir -p $(dir $@)
+	GOPATH=$(abspath $(CACHE))/go GOFLAGS=-modcacherw GOBIN=$(abspath $(dir $@)) \
+	    go install github.com/apache/beam/sdks/v2/go/cmd/prism@v$(BEAM_VERSION)
+
+# Beam's Flink job server (embedded Flink) for --runner=FlinkRunner.
+flink: $(FLINK_JAR)
+
+$(FLINK_JAR):
+	mkdir -p $(dir $@)
+	mvn --batch-mode --quiet -Dmaven.repo.local=$(M2) dependency:copy \
+	    -Dartifact=$(FLINK_JOB_SERVER) -DoutputDirectory=$(abspath $(dir $@))
+
+kafka-up: setup kafka-fetch
+	$(BIN)/tocsin kafka up
+
+kafka-down:
+	$(BIN)/tocsin kafka down
+
+topics: kafka-up
+	$(BIN)/tocsin topics create
+
+# Everything on a fresh machine: environment, broker, runner, then unit and integration tests.
+test: setup kafka-fetch prism
+	rm -rf $(CACHE)/kafka-test-data
+	$(TEST_KAFKA) $(BIN)/tocsin kafka up
+	$(TEST_KAFKA) TOCSIN_TEST_BOOTSTRAP=127.0.0.1:29092 $(BIN)/pytest; rc=$$?; \
+	    $(TEST_KAFKA) $(BIN)/tocsin kafka down; exit $$rc
+
+test-unit: setup
+	$(BIN)/pytest tests/unit
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup kafka-fetch prism
+	$(BIN)/python bench/kafka_pipeline_bench.py
+
+demo: setup
+	$(BIN)/tocsin demo
+
+clean:
+	rm -rf $(CACHE)/kafka-data $(CACHE)/kafka-test-data

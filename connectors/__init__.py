@@ -1,0 +1,1 @@
+"""Source connectors that put incident reports and news onto Kafka (see the connectors issue)."""

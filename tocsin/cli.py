@@ -1,0 +1,173 @@
+"""The `tocsin` command line for operators."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tocsin.config import KafkaSettings, TelemetrySettings
+from tocsin.telemetry.logging import configure_logging
+
+app = typer.Typer(help="tocsin: streaming early warning for atrocity crimes, linked to a response.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+topics_app = typer.Typer(help="Kafka topics of tocsin.", no_args_is_help=True)
+schemas_app = typer.Typer(help="Avro schemas of tocsin's records.", no_args_is_help=True)
+kafka_app = typer.Typer(help="The local single-node Kafka broker for development, tests and the demo.",
+                        no_args_is_help=True)
+pipeline_app = typer.Typer(help="Beam pipelines on a streaming runner.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(schemas_app, name="schemas")
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(pipeline_app, name="pipeline")
+
+Bootstrap = Annotated[str | None, typer.Option("--bootstrap-servers", "-b", envvar="TOCSIN_KAFKA_BOOTSTRAP_SERVERS",
+                                                help="Kafka bootstrap servers, host:port[,host:port]")]
+
+
+@app.callback()
+def _setup(
+    log_format: Annotated[str, typer.Option(envvar="TOCSIN_LOG_FORMAT", help="json or console")] = "console",
+    log_level: Annotated[str, typer.Option(envvar="TOCSIN_LOG_LEVEL")] = "info",
+) -> None:
+    settings = TelemetrySettings(log_format=log_format, log_level=log_level)
+    configure_logging(settings.log_format, settings.log_level)
+
+
+def _kafka(bootstrap: str | None) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=bootstrap) if bootstrap else KafkaSettings()
+
+
+# -- topics ----------------------------------------------------------------------------------------
+
+@topics_app.command("create")
+def topics_create(
+    bootstrap: Bootstrap = None,
+    replication_factor: Annotated[int, typer.Option(help="Replicas per partition (1 on a single broker)")] = 1,
+    topics_file: Annotated[Path | None, typer.Option(help="Topic list (default: the packaged topics.yaml)")] = None,
+) -> None:
+    """Create every declared topic that does not exist yet (safe to run again)."""
+    from kafka import KafkaAdminClient
+
+    from tocsin.kafka.topics import create_topics, load_topics
+
+    admin = KafkaAdminClient(**_kafka(bootstrap).client_config())
+    try:
+        outcome = create_topics(admin, load_topics(topics_file), replication_factor)
+    finally:
+        admin.close()
+    for name, state in outcome.items():
+        typer.echo(f"{state:8} {name}")
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """Print the declared topics with their schema and purpose."""
+    from tocsin.kafka.topics import load_topics
+
+    for topic in load_topics().topics:
+        typer.echo(f"{topic.name:28} {topic.schema_name:16} p={topic.partitions} {topic.cleanup:14} {topic.purpose}")
+
+
+# -- schemas ---------------------------------------------------------------------------------------
+
+@schemas_app.command("check")
+def schemas_check(
+    against: Annotated[str, typer.Option(help="Baseline: a git ref (default HEAD) or a folder of .avsc files")] = "HEAD",
+    schema_dir: Annotated[Path | None, typer.Option(help="Schemas to check (default: the project's schemas/)")] = None,
+    mode: Annotated[str, typer.Option(help="backward, forward or full")] = "full",
+) -> None:
+    """Fail when a schema changed incompatibly with the baseline (Avro resolution rules)."""
+    from tocsin.schemas import SCHEMA_DIR
+    from tocsin.serde.avro import Schema
+    from tocsin.serde.check import baseline_from_dir, baseline_from_git, check_schemas
+
+    directory = schema_dir or SCHEMA_DIR
+    baseline = baseline_from_dir(Path(against)) if Path(against).is_dir() else baseline_from_git(against, directory)
+    problems = check_schemas(directory, baseline, mode)
+    for path in sorted(directory.glob("*.avsc")):
+        try:
+            Schema.from_file(path)
+        except Exception as exc:  # an unparsable schema is a failure in its own right
+            problems.append(f"{path.name}: invalid schema: {exc}")
+    for problem in problems:
+        typer.echo(problem, err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"{len(list(directory.glob('*.avsc')))} schemas compatible ({mode}) with {against}")
+
+
+@schemas_app.command("list")
+def schemas_list() -> None:
+    """Print each schema with its fingerprint (the id written in every message header)."""
+    from tocsin.serde.avro import default_registry
+
+    for name, schema in sorted(default_registry().by_name.items()):
+        typer.echo(f"{schema.fingerprint:016x}  {name}")
+
+
+# -- local broker ----------------------------------------------------------------------------------
+
+def _local_broker():
+    from tocsin.kafka.local_broker import KAFKA_VERSION, LocalBroker
+
+    cache = Path(os.environ.get("TOCSIN_CACHE", ".cache"))
+    return LocalBroker(
+        libs_dir=Path(os.environ.get("KAFKA_LIBS", cache / f"kafka-{KAFKA_VERSION}" / "libs")),
+        data_dir=Path(os.environ.get("KAFKA_DATA", cache / "kafka-data")),
+        port=int(os.environ.get("KAFKA_PORT", "9092")),
+        controller_port=int(os.environ.get("KAFKA_CONTROLLER_PORT", "9093")),
+    )
+
+
+@kafka_app.command("up")
+def kafka_up() -> None:
+    """Start the local broker (KAFKA_PORT, KAFKA_DATA) and wait until it answers."""
+    from tocsin.kafka.local_broker import BrokerError
+
+    broker = _local_broker()
+    try:
+        pid = broker.start()
+    except BrokerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"kafka up: {broker.bootstrap_servers} (pid {pid}, data {broker.data_dir})")
+
+
+@kafka_app.command("down")
+def kafka_down() -> None:
+    """Stop the local broker by its recorded pid."""
+    stopped = _local_broker().stop()
+    typer.echo("kafka stopped" if stopped else "kafka was not running")
+
+
+@kafka_app.command("status")
+def kafka_status() -> None:
+    broker = _local_broker()
+    pid = broker.running_pid()
+    typer.echo(f"running: {broker.bootstrap_servers} (pid {pid})" if pid else "not running")
+    if not pid:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo() -> None:
+    """The end-to-end demo (not built yet: it arrives with the main-job issue)."""
+    typer.echo(
+        "The end-to-end demo is not built yet. Today tocsin has: the local broker (tocsin kafka up), "
+        "topics (tocsin topics create), schemas (tocsin schemas check) and the streaming window-count "
+        "pipeline (tocsin pipeline window-count --help).",
+        err=True,
+    )
+    raise typer.Exit(2)
+
+
+def main() -> None:
+    app(prog_name="tocsin")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

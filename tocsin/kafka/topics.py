@@ -1,0 +1,96 @@
+"""The declarative topic list (`tocsin/topics.yaml`): load, validate, and create idempotently."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import structlog
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+log = structlog.get_logger("tocsin.kafka.topics")
+
+TOPIC_NAME = re.compile(r"^tocsin\.[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*\.v[1-9][0-9]*$")
+
+
+class Topic(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    schema_name: str = Field(alias="schema")
+    partitions: int = Field(gt=0)
+    retention_ms: int
+    cleanup: Literal["delete", "compact", "compact,delete"]
+    purpose: str
+
+    @field_validator("name")
+    @classmethod
+    def _name_convention(cls, value: str) -> str:
+        if not TOPIC_NAME.match(value):
+            raise ValueError(f"topic name {value!r} does not follow tocsin.<entity>.v<N>")
+        return value
+
+    @field_validator("retention_ms")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value != -1 and value <= 0:
+            raise ValueError("retention_ms must be positive, or -1 to keep forever")
+        return value
+
+    def configs(self) -> dict[str, str]:
+        return {"cleanup.policy": self.cleanup, "retention.ms": str(self.retention_ms)}
+
+
+class TopicList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    topics: list[Topic]
+
+    @model_validator(mode="after")
+    def _unique(self) -> TopicList:
+        seen: set[str] = set()
+        for topic in self.topics:
+            if topic.name in seen:
+                raise ValueError(f"topic {topic.name} is declared twice")
+            seen.add(topic.name)
+        return self
+
+    def by_schema(self, schema_name: str) -> Topic:
+        for topic in self.topics:
+            if topic.schema_name == schema_name:
+                return topic
+        raise KeyError(schema_name)
+
+
+def load_topics(path: Path | None = None) -> TopicList:
+    text = Path(path).read_text() if path else resources.files("tocsin").joinpath("topics.yaml").read_text()
+    return TopicList.model_validate(yaml.safe_load(text))
+
+
+def create_topics(admin, topics: TopicList, replication_factor: int = 1) -> dict[str, str]:
+    """Create the missing topics; leave existing ones. Returns {topic: 'created' | 'exists'}."""
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    existing = set(admin.list_topics())
+    outcome: dict[str, str] = {}
+    missing = []
+    for topic in topics.topics:
+        if topic.name in existing:
+            outcome[topic.name] = "exists"
+        else:
+            missing.append(
+                NewTopic(topic.name, topic.partitions, replication_factor, topic_configs=topic.configs())
+            )
+    for new in missing:
+        try:
+            admin.create_topics([new])
+            outcome[new.name] = "created"
+        except TopicAlreadyExistsError:  # created concurrently by another process: same end state
+            outcome[new.name] = "exists"
+    for name, state in outcome.items():
+        log.info("topic", topic=name, state=state)
+    return outcome

@@ -1,0 +1,139 @@
+"""Avro encoding of tocsin records on the wire: Avro single-object encoding with fastavro.
+
+Each message is `C3 01` + the 8-byte little-endian CRC-64-AVRO fingerprint of the writer schema's
+canonical form + the Avro binary body (the Avro specification's single-object encoding). A reader
+looks the fingerprint up among the schemas it knows (the current ones and every earlier version it was
+given), then resolves writer to reader schema, so producers and consumers upgrade independently.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fastavro
+from fastavro.schema import expand_schema, fingerprint, to_parsing_canonical_form
+
+from tocsin.schemas import SCHEMA_DIR
+from tocsin.serde.validate import ValidationFailed, validate
+
+MAGIC = b"\xc3\x01"
+HEADER_SIZE = 10
+
+
+class SerdeError(ValueError):
+    """A message could not be decoded (bad header, unknown writer schema, corrupt body)."""
+
+
+def schema_fingerprint(parsed: Any) -> int:
+    """CRC-64-AVRO fingerprint of a parsed schema's Parsing Canonical Form, as an unsigned int."""
+    return int(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"), 16)
+
+
+@dataclass
+class Schema:
+    """A parsed schema with what encoding and validation need, computed once."""
+
+    name: str
+    parsed: Any
+    expanded: Any
+    fingerprint: int
+    header: bytes
+
+    @classmethod
+    def from_json(cls, raw: dict | str) -> Schema:
+        if isinstance(raw, str):
+            raw = json.loads(raw)
+        parsed = fastavro.parse_schema(raw, _write_hint=False)
+        fp = schema_fingerprint(parsed)
+        return cls(
+            name=parsed["name"],
+            parsed=parsed,
+            expanded=expand_schema(raw),
+            fingerprint=fp,
+            header=MAGIC + struct.pack("<Q", fp),
+        )
+
+    @classmethod
+    def from_file(cls, path: Path) -> Schema:
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+
+@dataclass
+class SchemaRegistry:
+    """The reader schemas by short name, and every known writer schema by fingerprint."""
+
+    by_name: dict[str, Schema] = field(default_factory=dict)
+    by_fingerprint: dict[int, Schema] = field(default_factory=dict)
+
+    def add(self, schema: Schema, *, current: bool = True) -> Schema:
+        if current:
+            self.by_name[schema.name.rsplit(".", 1)[-1]] = schema
+        self.by_fingerprint[schema.fingerprint] = schema
+        return schema
+
+    def add_writer(self, raw: dict | str) -> Schema:
+        """Register an earlier (or newer) version of a schema that messages may have been written with."""
+        return self.add(Schema.from_json(raw), current=False)
+
+    def get(self, name: str) -> Schema:
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise KeyError(f"unknown schema {name!r}; known: {', '.join(sorted(self.by_name))}") from None
+
+    @classmethod
+    def load(cls, directory: Path = SCHEMA_DIR) -> SchemaRegistry:
+        registry = cls()
+        for path in sorted(Path(directory).glob("*.avsc")):
+            registry.add(Schema.from_file(path))
+        return registry
+
+
+_default: SchemaRegistry | None = None
+
+
+def default_registry() -> SchemaRegistry:
+    """The registry of the schemas shipped in `schemas/`, loaded once per process."""
+    global _default
+    if _default is None:
+        _default = SchemaRegistry.load()
+    return _default
+
+
+def encode(schema: Schema, datum: dict, *, check: bool = True) -> bytes:
+    """Encode one record; with `check`, validate first and raise ValidationFailed with every error."""
+    if check:
+        errors = validate(datum, schema.expanded)
+        if errors:
+            raise ValidationFailed(schema.name, errors)
+    out = io.BytesIO()
+    out.write(schema.header)
+    fastavro.schemaless_writer(out, schema.parsed, datum)
+    return out.getvalue()
+
+
+def writer_fingerprint(message: bytes) -> int:
+    if len(message) < HEADER_SIZE or message[:2] != MAGIC:
+        raise SerdeError("not an Avro single-object message (missing C3 01 header)")
+    return struct.unpack_from("<Q", message, 2)[0]
+
+
+def decode(message: bytes, reader: Schema | None = None, registry: SchemaRegistry | None = None) -> dict:
+    """Decode one message with the writer schema named by its fingerprint, resolved to `reader`."""
+    registry = registry or default_registry()
+    fp = writer_fingerprint(message)
+    writer = registry.by_fingerprint.get(fp)
+    if writer is None:
+        raise SerdeError(f"unknown writer schema fingerprint {fp:016x}")
+    body = io.BytesIO(message)
+    body.seek(HEADER_SIZE)
+    reader_parsed = None if reader is None or reader.fingerprint == fp else reader.parsed
+    try:
+        return fastavro.schemaless_reader(body, writer.parsed, reader_parsed)
+    except Exception as exc:  # fastavro raises several types for corrupt bodies
+        raise SerdeError(f"cannot decode {writer.name} body: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,53 @@
+"""structlog, configured once per process: JSON lines in production, readable console in development.
+
+Stages bind their context (stage, topic, partition) with `get_logger(stage=...).bind(...)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+_configured = False
+
+
+def configure_logging(fmt: str = "console", level: str = "info") -> None:
+    """Set up structlog and the stdlib root logger (so library logs share the same format)."""
+    global _configured
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+    ]
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+        shared.append(structlog.processors.format_exc_info)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    numeric = getattr(logging, level.upper())
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    # Library loggers (kafka-python, Beam) go through the same renderer at WARNING and above.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer
+        ], foreign_pre_chain=shared)
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(numeric, logging.WARNING))
+    _configured = True
+
+
+def get_logger(**context) -> structlog.stdlib.BoundLogger:
+    if not _configured:
+        configure_logging()
+    return structlog.get_logger("tocsin").bind(**context)
