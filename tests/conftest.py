@@ -1,0 +1,108 @@
+"""Shared fixtures: the real local Kafka broker, unique topics, and running pipelines as processes.
+
+`make test` starts the broker and passes TOCSIN_TEST_BOOTSTRAP; a plain `pytest` starts one itself
+(from the jars `make kafka-fetch` put in .cache) and stops it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def bootstrap(tmp_path_factory) -> str:
+    from_env = os.environ.get("TOCSIN_TEST_BOOTSTRAP")
+    if from_env:
+        yield from_env
+        return
+    from tocsin.kafka.local_broker import KAFKA_VERSION, LocalBroker, free_port
+
+    cache = Path(os.environ.get("TOCSIN_CACHE", ROOT / ".cache"))
+    broker = LocalBroker(libs_dir=cache / f"kafka-{KAFKA_VERSION}" / "libs",
+                         data_dir=tmp_path_factory.mktemp("kafka"), port=free_port(), controller_port=free_port())
+    broker.start()
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def admin(bootstrap):
+    from kafka import KafkaAdminClient
+
+    client = KafkaAdminClient(bootstrap_servers=bootstrap)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def make_topic(admin):
+    """Create a uniquely named topic for one test: make_topic('in', partitions=2) -> name."""
+    from kafka.admin import NewTopic
+
+    def make(stem: str, partitions: int = 1) -> str:
+        name = f"test.{stem}.{uuid.uuid4().hex[:8]}.v1"
+        admin.create_topics([NewTopic(name, partitions, 1)])
+        return name
+
+    # Topics are left in place for post-mortems; the test broker's data dir is fresh for every run.
+    return make
+
+
+class PipelineProcess:
+    """A pipeline started as its own process group, so a test can kill it like a crash would."""
+
+    def __init__(self, args: list[str], log_path: Path):
+        self.log_path = log_path
+        self.proc = subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, start_new_session=True,
+            stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.alive():
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def log_tail(self, n: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+
+@pytest.fixture
+def start_pipeline(tmp_path):
+    started: list[PipelineProcess] = []
+
+    def start(*args: str) -> PipelineProcess:
+        proc = PipelineProcess(list(args), tmp_path / f"pipeline-{len(started)}.log")
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.2, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}")
