@@ -30,8 +30,11 @@ class SerdeError(ValueError):
 
 
 def schema_fingerprint(parsed: Any) -> int:
-    """CRC-64-AVRO fingerprint of a parsed schema's Parsing Canonical Form, as an unsigned int."""
-    return int(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"), 16)
+    """CRC-64-AVRO fingerprint of a parsed schema's Parsing Canonical Form, as an unsigned int.
+
+    fastavro gives the fingerprint's bytes in wire (little-endian) order as hex.
+    """
+    return int.from_bytes(bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO")), "little")
 
 
 @dataclass

@@ -13,6 +13,19 @@ import structlog
 _configured = False
 
 
+class _Stderr:
+    """Writes to whatever sys.stderr is at the time of the write (test runners swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(fmt: str = "console", level: str = "info") -> None:
     """Set up structlog and the stdlib root logger (so library logs share the same format)."""
     global _configured
@@ -31,11 +44,11 @@ def configure_logging(fmt: str = "console", level: str = "info") -> None:
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),
         cache_logger_on_first_use=True,
     )
     # Library loggers (kafka-python, Beam) go through the same renderer at WARNING and above.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_Stderr())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer

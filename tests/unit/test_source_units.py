@@ -1,0 +1,90 @@
+"""The Kafka source's pure parts: per-partition watermarks, the restriction tracker, commit boundaries."""
+
+from __future__ import annotations
+
+import pytest
+
+from tocsin.pipelines.io.commit import window_boundary_after
+from tocsin.pipelines.io.kafka_source import FLOOR_MS, ShardOffsets, ShardOffsetsTracker, ShardWatermark
+from tocsin.runners import streaming_options
+
+A, B = ("t", 0), ("t", 1)
+
+
+def estimator(now: float, **state):
+    return ShardWatermark({A: (FLOOR_MS, FLOOR_MS, now), B: (FLOOR_MS, FLOOR_MS, now)} | state,
+                          max_out_of_orderness=2.0, idle_timeout=10.0)
+
+
+def test_watermark_is_the_slowest_partition_minus_out_of_orderness():
+    wm = estimator(1000.0)
+    wm.observe(A, 50_000)
+    wm.observe(B, 30_000)
+    wm.advance(now=wm.partitions[A][2] + 1)
+    assert wm.partition_watermarks() == {A: 48_000, B: 28_000}
+    assert wm.watermark_millis() == 28_000
+
+
+def test_watermark_never_goes_back():
+    wm = estimator(1000.0)
+    wm.observe(A, 50_000)
+    wm.observe(B, 50_000)
+    wm.advance(now=wm.partitions[A][2])
+    wm.observe(A, 10_000)  # an out-of-order batch
+    wm.advance(now=wm.partitions[A][2])
+    assert wm.partition_watermarks()[A] == 48_000
+
+
+def test_idle_partition_creeps_on_from_its_last_event_time_and_stops_holding_back():
+    wm = estimator(1000.0, **{})
+    wm.partitions[A] = [48_000, 50_000, 1000.0]
+    wm.partitions[B] = [28_000, 30_000, 1000.0]
+    wm.advance(now=1009.0)  # not idle yet
+    assert wm.watermark_millis() == 28_000
+    wm.advance(now=1015.0)  # idle for 15 s: 5 s past the idle timeout
+    assert wm.partition_watermarks() == {A: 53_000, B: 33_000}
+
+
+def test_partition_that_never_had_data_is_idle_at_the_wall_clock():
+    wm = estimator(1000.0)
+    wm.advance(now=1005.0)
+    assert wm.watermark_millis() == FLOOR_MS
+    wm.advance(now=1011.0)
+    assert wm.watermark_millis() == 1_001_000
+
+
+def test_tracker_claims_and_checkpoints_at_the_current_positions():
+    tracker = ShardOffsetsTracker(ShardOffsets((("t", 0, 5), ("t", 1, 0)), (("t", 0, 7000),)))
+    assert tracker.try_claim(("t", 0, 5)) and tracker.try_claim(("t", 0, 9)) and tracker.try_claim(("t", 1, 3))
+    assert tracker.try_split(0.5) is None  # no cutting of unread offsets
+    with pytest.raises(ValueError, match="only end by a checkpoint"):
+        tracker.check_done()
+    primary, residual = tracker.try_split(0)
+    assert primary.done and primary.positions == (("t", 0, 5), ("t", 1, 0))
+    assert residual == ShardOffsets((("t", 0, 10), ("t", 1, 4)), (("t", 0, 7000),))
+    assert not tracker.try_claim(("t", 0, 10))
+    tracker.check_done()
+
+
+@pytest.mark.parametrize(("event_ms", "size_ms", "expected"), [
+    (0, 10_000, 10_000), (9_999, 10_000, 10_000), (10_000, 10_000, 20_000), (-1, 10_000, 0),
+])
+def test_commit_waits_for_the_end_of_the_window_holding_the_event(event_ms, size_ms, expected):
+    assert window_boundary_after(event_ms, size_ms) == expected
+
+
+def test_streaming_options_default_to_prism_in_loopback(monkeypatch, tmp_path):
+    prism = tmp_path / "prism"
+    prism.write_text("")
+    monkeypatch.setenv("TOCSIN_PRISM_LOCATION", str(prism))
+    opts = streaming_options([]).get_all_options()
+    assert opts["runner"] == "PrismRunner" and opts["streaming"] is True
+    assert opts["prism_location"] == str(prism) and opts["environment_type"] == "LOOPBACK"
+    flink = streaming_options(["--runner=FlinkRunner", "--flink_job_server_jar=x.jar"]).get_all_options()
+    assert flink["flink_master"] == "[local]" and flink["flink_job_server_jar"] == "x.jar"
+
+
+def test_missing_prism_says_how_to_get_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("TOCSIN_PRISM_LOCATION", str(tmp_path / "absent"))
+    with pytest.raises(FileNotFoundError, match="run `make prism`"):
+        streaming_options([])
