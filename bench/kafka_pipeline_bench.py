@@ -43,8 +43,13 @@ def start_broker(tmp: Path):
     from tocsin.kafka.local_broker import KAFKA_VERSION, LocalBroker, free_port
 
     cache = Path(os.environ.get("TOCSIN_CACHE", ROOT / ".cache")).resolve()
-    broker = LocalBroker(libs_dir=cache / f"kafka-{KAFKA_VERSION}" / "libs", data_dir=tmp / "kafka",
-                         port=free_port(), controller_port=free_port(), heap="1g")
+    broker = LocalBroker(
+        libs_dir=cache / f"kafka-{KAFKA_VERSION}" / "libs",
+        data_dir=tmp / "kafka",
+        port=free_port(),
+        controller_port=free_port(),
+        heap="1g",
+    )
     broker.start()
     return broker
 
@@ -75,8 +80,12 @@ def fill(bootstrap: str, topic: str, events: int, partitions: int, keys: int) ->
 
 
 def raw_consume(bootstrap: str, topic: str, partitions: int, events: int) -> float:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             fetch_max_bytes=52_428_800, max_partition_fetch_bytes=8_388_608)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        fetch_max_bytes=52_428_800,
+        max_partition_fetch_bytes=8_388_608,
+    )
     tps = [TopicPartition(topic, p) for p in range(partitions)]
     consumer.assign(tps)
     consumer.seek_to_beginning(*tps)
@@ -127,13 +136,37 @@ def run_pipeline(bootstrap: str, topic: str, out_topic: str, expected: dict[str,
     port = free_port()
     log = open(OUT / "pipeline.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tocsin.pipelines.window_count", "--input-topic", topic, "--output-topic", out_topic,
-         "--window-seconds", "10", "--bootstrap-servers", bootstrap, "--start", "earliest",
-         "--group-id", f"bench-{uuid.uuid4().hex[:6]}", "--metrics-port", str(port), "--idle-timeout", "30",
-         "--dead-letter-topic", "bench.dlq.v1"],
-        cwd=ROOT, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
-    reader = KafkaConsumer(out_topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                           consumer_timeout_ms=200)
+        [
+            sys.executable,
+            "-m",
+            "tocsin.pipelines.window_count",
+            "--input-topic",
+            topic,
+            "--output-topic",
+            out_topic,
+            "--window-seconds",
+            "10",
+            "--bootstrap-servers",
+            bootstrap,
+            "--start",
+            "earliest",
+            "--group-id",
+            f"bench-{uuid.uuid4().hex[:6]}",
+            "--metrics-port",
+            str(port),
+            "--idle-timeout",
+            "30",
+            "--dead-letter-topic",
+            "bench.dlq.v1",
+        ],
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    reader = KafkaConsumer(
+        out_topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=200
+    )
     latest: dict[str, int] = {}
     first_read = None
     done_at = None
@@ -161,8 +194,12 @@ def run_pipeline(bootstrap: str, topic: str, out_topic: str, expected: dict[str,
         reader.close()
     if done_at is None or first_read is None:
         raise SystemExit(f"pipeline did not finish; see {OUT / 'pipeline.log'}")
-    return {"events_per_s": events / (done_at - first_read), "seconds": done_at - first_read,
-            "windows": len(expected), "peak_rss_mb": rss}
+    return {
+        "events_per_s": events / (done_at - first_read),
+        "seconds": done_at - first_read,
+        "windows": len(expected),
+        "peak_rss_mb": rss,
+    }
 
 
 def main() -> None:
@@ -179,9 +216,15 @@ def main() -> None:
         try:
             topic, out_topic = f"bench.in.{uuid.uuid4().hex[:6]}.v1", f"bench.out.{uuid.uuid4().hex[:6]}.v1"
             admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-            admin.create_topics([NewTopic(topic, args.partitions, 1), NewTopic(out_topic, 1, 1),
-                                 NewTopic("bench.dlq.v1", 1, 1)] if "bench.dlq.v1" not in admin.list_topics()
-                                else [NewTopic(topic, args.partitions, 1), NewTopic(out_topic, 1, 1)])
+            admin.create_topics(
+                [
+                    NewTopic(topic, args.partitions, 1),
+                    NewTopic(out_topic, 1, 1),
+                    NewTopic("bench.dlq.v1", 1, 1),
+                ]
+                if "bench.dlq.v1" not in admin.list_topics()
+                else [NewTopic(topic, args.partitions, 1), NewTopic(out_topic, 1, 1)]
+            )
             admin.close()
             console.log(f"filling {topic} with {args.events} events")
             expected = fill(bootstrap, topic, args.events, args.partitions, args.keys)
@@ -193,15 +236,28 @@ def main() -> None:
             if broker:
                 broker.stop()
     result = {
-        "events": args.events, "partitions": args.partitions, "keys": args.keys,
-        "raw_consume_events_per_s": round(raw), "pipeline_events_per_s": round(pipe["events_per_s"]),
-        "ratio": round(pipe["events_per_s"] / raw, 3), "pipeline_seconds": round(pipe["seconds"], 2),
-        "windows_checked": pipe["windows"], "pipeline_peak_rss_mb": round(pipe["peak_rss_mb"]),
-        "cpus": os.cpu_count(), "python": platform.python_version(), "runner": "PrismRunner",
+        "events": args.events,
+        "partitions": args.partitions,
+        "keys": args.keys,
+        "raw_consume_events_per_s": round(raw),
+        "pipeline_events_per_s": round(pipe["events_per_s"]),
+        "ratio": round(pipe["events_per_s"] / raw, 3),
+        "pipeline_seconds": round(pipe["seconds"], 2),
+        "windows_checked": pipe["windows"],
+        "pipeline_peak_rss_mb": round(pipe["peak_rss_mb"]),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "runner": "PrismRunner",
     }
     (OUT / "kafka_pipeline.json").write_text(json.dumps(result, indent=2) + "\n")
     table = Table(title="read -> window -> count -> write")
-    for key in ("events", "raw_consume_events_per_s", "pipeline_events_per_s", "ratio", "pipeline_peak_rss_mb"):
+    for key in (
+        "events",
+        "raw_consume_events_per_s",
+        "pipeline_events_per_s",
+        "ratio",
+        "pipeline_peak_rss_mb",
+    ):
         table.add_row(key, str(result[key]))
     Console().print(table)
 

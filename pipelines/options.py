@@ -11,22 +11,61 @@ class KafkaOptions(PipelineOptions):
         add = parser.add_argument
         # Beam itself declares --bootstrap_servers (Kafka Streams runner); the spelling with a dash
         # shares its destination, so both work.
-        add("--bootstrap-servers", dest="bootstrap_servers", default="localhost:9092",
-            help="Kafka bootstrap servers, host:port[,host:port]")
-        add("--group-id", "--group_id", dest="group_id", default=None,
-            help="Consumer group whose committed offsets the job resumes from")
-        add("--start", default="committed",
-            help="Where to start: committed (then earliest), earliest, latest, timestamp:<epoch ms>")
-        add("--idle-timeout", "--idle_timeout", dest="idle_timeout", type=float, default=10.0,
-            help="Seconds without records after which a partition stops holding the watermark back")
-        add("--max-out-of-orderness", "--max_out_of_orderness", dest="max_out_of_orderness", type=float,
-            default=5.0, help="Seconds of event-time disorder tolerated before a record counts as late")
-        add("--dead-letter-topic", "--dead_letter_topic", dest="dead_letter_topic", default="tocsin.deadletter.v1")
-        add("--metrics-port", "--metrics_port", dest="metrics_port", type=int, default=None,
-            help="Serve Prometheus /metrics on this port")
+        add(
+            "--bootstrap-servers",
+            dest="bootstrap_servers",
+            default="localhost:9092",
+            help="Kafka bootstrap servers, host:port[,host:port]",
+        )
+        add(
+            "--group-id",
+            "--group_id",
+            dest="group_id",
+            default=None,
+            help="Consumer group whose committed offsets the job resumes from",
+        )
+        add(
+            "--start",
+            default="committed",
+            help="Where to start: committed (then earliest), earliest, latest, timestamp:<epoch ms>",
+        )
+        add(
+            "--idle-timeout",
+            "--idle_timeout",
+            dest="idle_timeout",
+            type=float,
+            default=10.0,
+            help="Seconds without records after which a partition stops holding the watermark back",
+        )
+        add(
+            "--max-out-of-orderness",
+            "--max_out_of_orderness",
+            dest="max_out_of_orderness",
+            type=float,
+            default=5.0,
+            help="Seconds of event-time disorder tolerated before a record counts as late",
+        )
+        add(
+            "--dead-letter-topic",
+            "--dead_letter_topic",
+            dest="dead_letter_topic",
+            default="tocsin.deadletter.v1",
+        )
+        add(
+            "--metrics-port",
+            "--metrics_port",
+            dest="metrics_port",
+            type=int,
+            default=None,
+            help="Serve Prometheus /metrics on this port",
+        )
         # Kafka security, passed through to the clients for real clusters.
-        add("--kafka-security-protocol", dest="kafka_security_protocol", default=None,
-            choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"])
+        add(
+            "--kafka-security-protocol",
+            dest="kafka_security_protocol",
+            default=None,
+            choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"],
+        )
         add("--kafka-sasl-mechanism", dest="kafka_sasl_mechanism", default=None)
         add("--kafka-sasl-username", dest="kafka_sasl_username", default=None)
         add("--kafka-sasl-password", dest="kafka_sasl_password", default=None)
@@ -39,8 +78,15 @@ def kafka_client_config(opts: KafkaOptions) -> dict:
     from tocsin.config import KafkaSettings
 
     settings = {"bootstrap_servers": opts.bootstrap_servers}
-    for name in ("security_protocol", "sasl_mechanism", "sasl_username", "sasl_password",
-                 "ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+    for name in (
+        "security_protocol",
+        "sasl_mechanism",
+        "sasl_username",
+        "sasl_password",
+        "ssl_cafile",
+        "ssl_certfile",
+        "ssl_keyfile",
+    ):
         value = getattr(opts, f"kafka_{name}")
         if value is not None:
             settings[name] = value

@@ -15,7 +15,6 @@ import json
 
 import apache_beam as beam
 from apache_beam.transforms import window
-
 from tocsin.pipelines.io.commit import CommitWhenDurable
 from tocsin.pipelines.io.kafka_sink import OutRecord, WriteToKafka
 from tocsin.pipelines.io.kafka_source import DEAD_LETTER, LATE, PROGRESS, ReadFromKafka, SourceConfig
@@ -43,8 +42,13 @@ class _FormatCount(beam.DoFn):
     def process(self, kv, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
         key, count = kv
         start_ms, end_ms = win.start.micros // 1000, win.end.micros // 1000
-        value = {"key": key, "window_start": start_ms, "window_end": end_ms, "count": count,
-                 "pane": pane.timing if pane else None}
+        value = {
+            "key": key,
+            "window_start": start_ms,
+            "window_end": end_ms,
+            "count": count,
+            "pane": pane.timing if pane else None,
+        }
         yield OutRecord(f"{key}@{start_ms}".encode(), json.dumps(value, sort_keys=True).encode())
 
 
@@ -59,17 +63,27 @@ class LateToDeadLetter(beam.PTransform):
         from tocsin.serde.dead_letter import dead_letter
 
         stage = self.stage
-        return late | "AsDeadLetter" >> beam.Map(lambda r: dead_letter(
-            stage=stage, reason="late", errors=[f"event time {r.timestamp_ms} ms is behind the watermark"],
-            source=r.topic, partition=r.partition, offset=r.offset, key=r.key,
-            payload=r.value if isinstance(r.value, (bytes, str)) else repr(r.value)))
+        return late | "AsDeadLetter" >> beam.Map(
+            lambda r: dead_letter(
+                stage=stage,
+                reason="late",
+                errors=[f"event time {r.timestamp_ms} ms is behind the watermark"],
+                source=r.topic,
+                partition=r.partition,
+                offset=r.offset,
+                key=r.key,
+                payload=r.value if isinstance(r.value, (bytes, str)) else repr(r.value),
+            )
+        )
 
 
 class EncodeDeadLetters(beam.PTransform):
     def expand(self, letters):
         def encode(letter):
             from tocsin.serde.avro import default_registry, encode
+            from tocsin.telemetry.metrics import DEAD_LETTERS
 
+            DEAD_LETTERS.labels(letter["stage"], letter["reason"]).inc()
             return OutRecord(letter["id"].encode(), encode(default_registry().get("DeadLetter"), letter))
 
         return letters | "Encode" >> beam.Map(encode)
@@ -85,14 +99,20 @@ def build(pipeline, opts, client: dict, input_topics: list[str], output_topic: s
         max_out_of_orderness=opts.max_out_of_orderness,
     )
     read = pipeline | "Read" >> ReadFromKafka(config)
-    written = (read.records
-               | "CountPerKey" >> CountPerKeyInWindows(window_seconds)
-               | "WriteCounts" >> WriteToKafka(client, output_topic))
-    _ = ((read[LATE] | "Late" >> LateToDeadLetter("pipeline.window-count"), read[DEAD_LETTER])
-         | "DeadLetters" >> beam.Flatten()
-         | "EncodeDeadLetters" >> EncodeDeadLetters()
-         | "WriteDeadLetters" >> WriteToKafka(client, opts.dead_letter_topic))
-    _ = (read[PROGRESS], written) | "CommitOffsets" >> CommitWhenDurable(client, config.group_id, window_seconds)
+    written = (
+        read.records
+        | "CountPerKey" >> CountPerKeyInWindows(window_seconds)
+        | "WriteCounts" >> WriteToKafka(client, output_topic)
+    )
+    _ = (
+        (read[LATE] | "Late" >> LateToDeadLetter("pipeline.window-count"), read[DEAD_LETTER])
+        | "DeadLetters" >> beam.Flatten()
+        | "EncodeDeadLetters" >> EncodeDeadLetters()
+        | "WriteDeadLetters" >> WriteToKafka(client, opts.dead_letter_topic)
+    )
+    _ = (read[PROGRESS], written) | "CommitOffsets" >> CommitWhenDurable(
+        client, config.group_id, window_seconds
+    )
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -111,11 +131,23 @@ def run(argv: list[str] | None = None) -> None:
     opts = options.view_as(KafkaOptions)
     port = serve_metrics(opts.metrics_port)
     log = get_logger(stage="window-count")
-    log.info("starting", inputs=known.input_topics, output=known.output_topic, window_s=known.window_seconds,
-             metrics_port=port, runner=options.get_all_options()["runner"])
+    log.info(
+        "starting",
+        inputs=known.input_topics,
+        output=known.output_topic,
+        window_s=known.window_seconds,
+        metrics_port=port,
+        runner=options.get_all_options()["runner"],
+    )
     with beam.Pipeline(options=options) as pipeline:
-        build(pipeline, opts, kafka_client_config(opts), known.input_topics, known.output_topic,
-              known.window_seconds)
+        build(
+            pipeline,
+            opts,
+            kafka_client_config(opts),
+            known.input_topics,
+            known.output_topic,
+            known.window_seconds,
+        )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,12 @@ def bootstrap(tmp_path_factory) -> str:
     from tocsin.kafka.local_broker import KAFKA_VERSION, LocalBroker, free_port
 
     cache = Path(os.environ.get("TOCSIN_CACHE", ROOT / ".cache"))
-    broker = LocalBroker(libs_dir=cache / f"kafka-{KAFKA_VERSION}" / "libs",
-                         data_dir=tmp_path_factory.mktemp("kafka"), port=free_port(), controller_port=free_port())
+    broker = LocalBroker(
+        libs_dir=cache / f"kafka-{KAFKA_VERSION}" / "libs",
+        data_dir=tmp_path_factory.mktemp("kafka"),
+        port=free_port(),
+        controller_port=free_port(),
+    )
     broker.start()
     try:
         yield broker.bootstrap_servers
@@ -68,8 +72,11 @@ class PipelineProcess:
     def __init__(self, args: list[str], log_path: Path):
         self.log_path = log_path
         self.proc = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, start_new_session=True,
-            stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
+            [sys.executable, *args],
+            cwd=ROOT,
+            start_new_session=True,
+            stdout=open(log_path, "ab"),
+            stderr=subprocess.STDOUT,
         )
 
     def alive(self) -> bool:

@@ -12,20 +12,31 @@ import typer
 from tocsin.config import KafkaSettings, TelemetrySettings
 from tocsin.telemetry.logging import configure_logging
 
-app = typer.Typer(help="tocsin: streaming early warning for atrocity crimes, linked to a response.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="tocsin: streaming early warning for atrocity crimes, linked to a response.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 topics_app = typer.Typer(help="Kafka topics of tocsin.", no_args_is_help=True)
 schemas_app = typer.Typer(help="Avro schemas of tocsin's records.", no_args_is_help=True)
-kafka_app = typer.Typer(help="The local single-node Kafka broker for development, tests and the demo.",
-                        no_args_is_help=True)
+kafka_app = typer.Typer(
+    help="The local single-node Kafka broker for development, tests and the demo.", no_args_is_help=True
+)
 pipeline_app = typer.Typer(help="Beam pipelines on a streaming runner.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(pipeline_app, name="pipeline")
 
-Bootstrap = Annotated[str | None, typer.Option("--bootstrap-servers", "-b", envvar="TOCSIN_KAFKA_BOOTSTRAP_SERVERS",
-                                                help="Kafka bootstrap servers, host:port[,host:port]")]
+Bootstrap = Annotated[
+    str | None,
+    typer.Option(
+        "--bootstrap-servers",
+        "-b",
+        envvar="TOCSIN_KAFKA_BOOTSTRAP_SERVERS",
+        help="Kafka bootstrap servers, host:port[,host:port]",
+    ),
+]
 
 
 @app.callback()
@@ -43,11 +54,16 @@ def _kafka(bootstrap: str | None) -> KafkaSettings:
 
 # -- topics ----------------------------------------------------------------------------------------
 
+
 @topics_app.command("create")
 def topics_create(
     bootstrap: Bootstrap = None,
-    replication_factor: Annotated[int, typer.Option(help="Replicas per partition (1 on a single broker)")] = 1,
-    topics_file: Annotated[Path | None, typer.Option(help="Topic list (default: the packaged topics.yaml)")] = None,
+    replication_factor: Annotated[
+        int, typer.Option(help="Replicas per partition (1 on a single broker)")
+    ] = 1,
+    topics_file: Annotated[
+        Path | None, typer.Option(help="Topic list (default: the packaged topics.yaml)")
+    ] = None,
 ) -> None:
     """Create every declared topic that does not exist yet (safe to run again)."""
     from kafka import KafkaAdminClient
@@ -69,15 +85,22 @@ def topics_list() -> None:
     from tocsin.kafka.topics import load_topics
 
     for topic in load_topics().topics:
-        typer.echo(f"{topic.name:28} {topic.schema_name:16} p={topic.partitions} {topic.cleanup:14} {topic.purpose}")
+        typer.echo(
+            f"{topic.name:28} {topic.schema_name:16} p={topic.partitions} {topic.cleanup:14} {topic.purpose}"
+        )
 
 
 # -- schemas ---------------------------------------------------------------------------------------
 
+
 @schemas_app.command("check")
 def schemas_check(
-    against: Annotated[str, typer.Option(help="Baseline: a git ref (default HEAD) or a folder of .avsc files")] = "HEAD",
-    schema_dir: Annotated[Path | None, typer.Option(help="Schemas to check (default: the project's schemas/)")] = None,
+    against: Annotated[
+        str, typer.Option(help="Baseline: a git ref (default HEAD) or a folder of .avsc files")
+    ] = "HEAD",
+    schema_dir: Annotated[
+        Path | None, typer.Option(help="Schemas to check (default: the project's schemas/)")
+    ] = None,
     mode: Annotated[str, typer.Option(help="backward, forward or full")] = "full",
 ) -> None:
     """Fail when a schema changed incompatibly with the baseline (Avro resolution rules)."""
@@ -86,7 +109,9 @@ def schemas_check(
     from tocsin.serde.check import baseline_from_dir, baseline_from_git, check_schemas
 
     directory = schema_dir or SCHEMA_DIR
-    baseline = baseline_from_dir(Path(against)) if Path(against).is_dir() else baseline_from_git(against, directory)
+    baseline = (
+        baseline_from_dir(Path(against)) if Path(against).is_dir() else baseline_from_git(against, directory)
+    )
     problems = check_schemas(directory, baseline, mode)
     for path in sorted(directory.glob("*.avsc")):
         try:
@@ -110,6 +135,7 @@ def schemas_list() -> None:
 
 
 # -- local broker ----------------------------------------------------------------------------------
+
 
 def _local_broker():
     from tocsin.kafka.local_broker import KAFKA_VERSION, LocalBroker

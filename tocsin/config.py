@@ -34,7 +34,9 @@ class KafkaSettings(BaseSettings):
         if self.sasl_mechanism:
             config["sasl_mechanism"] = self.sasl_mechanism
             config["sasl_plain_username"] = self.sasl_username
-            config["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
+            config["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
         for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
             value = getattr(self, name)
             if value is not None:
@@ -47,4 +49,6 @@ class TelemetrySettings(BaseSettings):
 
     log_format: Literal["json", "console"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    metrics_port: int | None = Field(None, description="Port of the Prometheus /metrics endpoint; none to disable")
+    metrics_port: int | None = Field(
+        None, description="Port of the Prometheus /metrics endpoint; none to disable"
+    )

@@ -28,8 +28,9 @@ from apache_beam.utils.timestamp import Timestamp
 
 from tocsin.telemetry.metrics import OFFSETS_COMMITTED, gauge
 
-COMMITTED_OFFSET = gauge("tocsin_source_committed_offset", "Last offset committed for a partition",
-                         ["topic", "partition"])
+COMMITTED_OFFSET = gauge(
+    "tocsin_source_committed_offset", "Last offset committed for a partition", ["topic", "partition"]
+)
 
 
 def window_boundary_after(event_ms: int, size_ms: int, offset_ms: int = 0) -> int:
@@ -68,8 +69,12 @@ class _Commit(beam.DoFn):
         due.set(Timestamp(micros=min(i[0] for i in items) * 1000))
 
     @on_timer(DUE)
-    def on_due(self, fired=beam.DoFn.TimestampParam, pending=beam.DoFn.StateParam(PENDING),
-               due=beam.DoFn.TimerParam(DUE)):
+    def on_due(
+        self,
+        fired=beam.DoFn.TimestampParam,
+        pending=beam.DoFn.StateParam(PENDING),
+        due=beam.DoFn.TimerParam(DUE),
+    ):
         from kafka import TopicPartition
         from kafka.structs import OffsetAndMetadata
 
@@ -101,11 +106,16 @@ class CommitWhenDurable(beam.PTransform):
 
     def expand(self, inputs):
         progress, durable = inputs
-        keyed = progress | "KeyByPartition" >> beam.Map(lambda p: (f"{p.topic}/{p.partition}", p)).with_output_types(
-            Tuple[str, AnyHint])
-        done = (durable
-                | "Global" >> beam.WindowInto(GlobalWindows())
-                | "AsNoMarker" >> beam.Map(lambda _: ("", None)).with_output_types(Tuple[str, AnyHint]))
-        return ((keyed, done)
-                | "WithSinkWatermark" >> beam.Flatten().with_output_types(Tuple[str, Any])
-                | "Commit" >> beam.ParDo(_Commit(self.client, self.group_id, self.size_ms, self.offset_ms)))
+        keyed = progress | "KeyByPartition" >> beam.Map(
+            lambda p: (f"{p.topic}/{p.partition}", p)
+        ).with_output_types(Tuple[str, AnyHint])
+        done = (
+            durable
+            | "Global" >> beam.WindowInto(GlobalWindows())
+            | "AsNoMarker" >> beam.Map(lambda _: ("", None)).with_output_types(Tuple[str, AnyHint])
+        )
+        return (
+            (keyed, done)
+            | "WithSinkWatermark" >> beam.Flatten().with_output_types(Tuple[str, Any])
+            | "Commit" >> beam.ParDo(_Commit(self.client, self.group_id, self.size_ms, self.offset_ms))
+        )

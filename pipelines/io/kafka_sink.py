@@ -55,8 +55,9 @@ class _Write(beam.DoFn):
         self._pending = 0
 
     def process(self, record: OutRecord):
-        future = self._producer.send(self.topic, key=record.key, value=record.value,
-                                     headers=list(record.headers) or None)
+        future = self._producer.send(
+            self.topic, key=record.key, value=record.value, headers=list(record.headers) or None
+        )
         future.add_errback(self._errors.append)
         self._pending += 1
 
@@ -65,8 +66,10 @@ class _Write(beam.DoFn):
         if self._errors:
             DELIVERY_ERRORS.labels(self.topic).inc(len(self._errors))
             first = self._errors[0]
-            raise SinkError(f"{len(self._errors)} of {self._pending} records to {self.topic} were not "
-                            f"acknowledged: {type(first).__name__}: {first}")
+            raise SinkError(
+                f"{len(self._errors)} of {self._pending} records to {self.topic} were not "
+                f"acknowledged: {type(first).__name__}: {first}"
+            )
         RECORDS_PRODUCED.labels(self.topic).inc(self._pending)
 
     def teardown(self):

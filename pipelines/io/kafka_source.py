@@ -1,11 +1,11 @@
 """ReadFromKafka: an unbounded Kafka source for Beam pipelines, as a Python splittable DoFn.
 
-One restriction per (topic, partition), read by kafka-python with manual assignment (no group
-rebalancing: the runner decides where work runs). Each partition has its own watermark: the highest
-event time seen minus the allowed out-of-orderness; once the partition has been idle for
-`idle_timeout` it moves on with the wall clock, so an idle partition never stalls the pipeline. Records older than
-their partition's watermark are late: they leave on the `late` output (to the dead-letter topic),
-never silently.
+Each shard (one by default) reads its partitions with kafka-python and manual assignment (no group
+rebalancing: the runner decides where work runs), in one restriction. Each partition has its own
+watermark: the highest event time seen minus the allowed out-of-orderness; once the partition has been
+idle for `idle_timeout` it moves on with the wall clock, so an idle partition never stalls the pipeline.
+The shard reports the minimum. Records older than their partition's watermark are late: they leave on
+the `late` output (to the dead-letter topic), never silently.
 
 Offsets are not committed here: the source emits progress markers on the `progress` output, and
 `CommitWhenDurable` (commit.py) commits an offset only once the pipeline's sink has flushed every window
@@ -30,10 +30,12 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from tocsin.telemetry.metrics import RECORDS_CONSUMED, counter, gauge
 
-LATE_RECORDS = counter("tocsin_source_late_records_total", "Records older than their partition's watermark",
-                       ["topic"])
-SOURCE_WATERMARK = gauge("tocsin_source_watermark_seconds", "Event-time watermark of a partition",
-                         ["topic", "partition"])
+LATE_RECORDS = counter(
+    "tocsin_source_late_records_total", "Records older than their partition's watermark", ["topic"]
+)
+SOURCE_WATERMARK = gauge(
+    "tocsin_source_watermark_seconds", "Event-time watermark of a partition", ["topic", "partition"]
+)
 DECODE_ERRORS = counter("tocsin_source_decode_errors_total", "Records the source could not decode", ["topic"])
 
 FLOOR_MS = MIN_TIMESTAMP.micros // 1000
@@ -172,8 +174,9 @@ class ShardOffsetsTracker(RestrictionTracker):
             return None
         self._checkpointed = True
         primary = ShardOffsets(self._restriction.positions, self._restriction.resume_wm, done=True)
-        residual = ShardOffsets(tuple((t, p, o) for (t, p), o in sorted(self._next.items())),
-                                self._restriction.resume_wm)
+        residual = ShardOffsets(
+            tuple((t, p, o) for (t, p), o in sorted(self._next.items())), self._restriction.resume_wm
+        )
         return primary, residual
 
     def check_done(self):
@@ -283,8 +286,10 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
     def initial_estimator_state(self, element, restriction):
         resume = {(t, p): wm for t, p, wm in restriction.resume_wm}
         now = time.time()
-        return {(t, p): (resume.get((t, p), FLOOR_MS), resume.get((t, p), FLOOR_MS), now)
-                for t, p, _ in restriction.positions}
+        return {
+            (t, p): (resume.get((t, p), FLOOR_MS), resume.get((t, p), FLOOR_MS), now)
+            for t, p, _ in restriction.positions
+        }
 
     def create_watermark_estimator(self, state):
         return ShardWatermark(state, self.config.max_out_of_orderness, self.config.idle_timeout)
@@ -310,8 +315,12 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
         return self._consumer
 
     @beam.DoFn.unbounded_per_element()
-    def process(self, element: Shard, tracker=beam.DoFn.RestrictionParam(),
-                watermark=beam.DoFn.WatermarkEstimatorParam()):
+    def process(
+        self,
+        element: Shard,
+        tracker=beam.DoFn.RestrictionParam(),
+        watermark=beam.DoFn.WatermarkEstimatorParam(),
+    ):
         config = self.config
         restriction = tracker.current_restriction()
         if restriction.done:
@@ -346,11 +355,23 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
                                 event_ms = decoded_ms
                         except Exception as exc:  # a record that cannot be decoded is a dead letter
                             DECODE_ERRORS.labels(tp.topic).inc()
-                            yield beam.pvalue.TaggedOutput(DEAD_LETTER, beam.window.TimestampedValue(
-                                _dead_letter(record, "decode-error", [f"{type(exc).__name__}: {exc}"]), wm_ts))
+                            yield beam.pvalue.TaggedOutput(
+                                DEAD_LETTER,
+                                beam.window.TimestampedValue(
+                                    _dead_letter(record, "decode-error", [f"{type(exc).__name__}: {exc}"]),
+                                    wm_ts,
+                                ),
+                            )
                             continue
-                    out = KafkaRecord(record.topic, record.partition, record.offset, record.key, value,
-                                      event_ms, tuple(record.headers or ()))
+                    out = KafkaRecord(
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        record.key,
+                        value,
+                        event_ms,
+                        tuple(record.headers or ()),
+                    )
                     if event_ms < wm_ms:
                         late += 1
                         yield beam.pvalue.TaggedOutput(LATE, beam.window.TimestampedValue(out, wm_ts))
@@ -373,8 +394,12 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
             SOURCE_WATERMARK.labels(topic, str(partition)).set(max(wm, 0) / 1000)
         for (topic, partition), offset in next_offsets.items():
             marker_ms = max(watermark.max_event_millis((topic, partition)), part_wm[(topic, partition)])
-            yield beam.pvalue.TaggedOutput(PROGRESS, beam.window.TimestampedValue(
-                Progress(topic, partition, offset, marker_ms), Timestamp(micros=marker_ms * 1000)))
+            yield beam.pvalue.TaggedOutput(
+                PROGRESS,
+                beam.window.TimestampedValue(
+                    Progress(topic, partition, offset, marker_ms), Timestamp(micros=marker_ms * 1000)
+                ),
+            )
         # Checkpoint: the runner keeps what was emitted and the watermark, then calls again.
         tracker.defer_remainder(Duration.of(0 if emitted else config.poll_timeout))
 
@@ -382,8 +407,16 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
 def _dead_letter(record, reason: str, errors: list[str]) -> dict:
     from tocsin.serde.dead_letter import dead_letter
 
-    return dead_letter(stage="pipeline.source", reason=reason, errors=errors, source=record.topic,
-                       partition=record.partition, offset=record.offset, key=record.key, payload=record.value)
+    return dead_letter(
+        stage="pipeline.source",
+        reason=reason,
+        errors=errors,
+        source=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        payload=record.value,
+    )
 
 
 class _ListPartitions(beam.DoFn):
@@ -425,5 +458,6 @@ class ReadFromKafka(beam.PTransform):
             pbegin
             | "Impulse" >> beam.Impulse()
             | "ListPartitions" >> beam.ParDo(_ListPartitions(self.config))
-            | "ReadShards" >> beam.ParDo(_ReadShard(self.config)).with_outputs(PROGRESS, DEAD_LETTER, LATE, main="records")
+            | "ReadShards"
+            >> beam.ParDo(_ReadShard(self.config)).with_outputs(PROGRESS, DEAD_LETTER, LATE, main="records")
         )

@@ -22,8 +22,15 @@ def incidents(n: int) -> list[dict]:
 
 
 def consume(bootstrap, topic, group, max_records):
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
-                             auto_offset_reset="earliest", consumer_timeout_ms=5000, max_poll_records=max_records)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+        max_poll_records=max_records,
+    )
     got = []
     for message in consumer:
         got.append(decode(message.value))
@@ -60,15 +67,20 @@ def test_topics_create_is_idempotent(bootstrap, admin):
     runner = CliRunner()
     first = runner.invoke(app, ["topics", "create", "--bootstrap-servers", bootstrap])
     assert first.exit_code == 0, first.output
-    before = {t: admin.describe_topics([t])[0]["partitions"].__len__() for t in
-              [t.name for t in load_topics().topics]}
+    before = {
+        t: admin.describe_topics([t])[0]["partitions"].__len__()
+        for t in [t.name for t in load_topics().topics]
+    }
     second = runner.invoke(app, ["topics", "create", "--bootstrap-servers", bootstrap])
     assert second.exit_code == 0, second.output
     assert [line.split()[0] for line in second.stdout.strip().splitlines()] == ["exists"] * 9
     after = {t: len(admin.describe_topics([t])[0]["partitions"]) for t in before}
     assert after == before == {t.name: t.partitions for t in load_topics().topics}
-    configs = admin.describe_configs_for_topic("tocsin.ledger.v1") if hasattr(
-        admin, "describe_configs_for_topic") else None
+    configs = (
+        admin.describe_configs_for_topic("tocsin.ledger.v1")
+        if hasattr(admin, "describe_configs_for_topic")
+        else None
+    )
     assert configs is None or configs["retention.ms"] == "-1"
 
 
@@ -85,15 +97,18 @@ def _libs():
 def test_second_start_reuses_the_running_broker_and_never_touches_another(tmp_path, bootstrap):
     from tocsin.kafka.local_broker import BrokerError, LocalBroker, free_port
 
-    broker = LocalBroker(libs_dir=_libs(), data_dir=tmp_path / "a", port=free_port(), controller_port=free_port())
+    broker = LocalBroker(
+        libs_dir=_libs(), data_dir=tmp_path / "a", port=free_port(), controller_port=free_port()
+    )
     pid = broker.start()
     try:
         meta = (tmp_path / "a" / "kraft-logs" / "meta.properties").read_text()
         assert broker.start() == pid  # the same broker, storage not formatted again
         assert (tmp_path / "a" / "kraft-logs" / "meta.properties").read_text() == meta
         # Another data dir on the same port: refused with a clear message, the first keeps running.
-        other = LocalBroker(libs_dir=_libs(), data_dir=tmp_path / "b", port=broker.port,
-                            controller_port=free_port())
+        other = LocalBroker(
+            libs_dir=_libs(), data_dir=tmp_path / "b", port=broker.port, controller_port=free_port()
+        )
         with pytest.raises(BrokerError, match=f"port {broker.port} on 127.0.0.1 is already in use"):
             other.start()
         assert broker.running_pid() == pid

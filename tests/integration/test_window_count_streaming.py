@@ -23,9 +23,26 @@ WINDOW_MS = 10_000
 
 
 def pipeline_args(bootstrap, tin, tout, dlq, group, idle_timeout=30.0):
-    return ["-m", "tocsin.pipelines.window_count", "--input-topic", tin, "--output-topic", tout,
-            "--window-seconds", "10", "--bootstrap-servers", bootstrap, "--group-id", group,
-            "--dead-letter-topic", dlq, "--idle-timeout", str(idle_timeout), "--max-out-of-orderness", "1"]
+    return [
+        "-m",
+        "tocsin.pipelines.window_count",
+        "--input-topic",
+        tin,
+        "--output-topic",
+        tout,
+        "--window-seconds",
+        "10",
+        "--bootstrap-servers",
+        bootstrap,
+        "--group-id",
+        group,
+        "--dead-letter-topic",
+        dlq,
+        "--idle-timeout",
+        str(idle_timeout),
+        "--max-out-of-orderness",
+        "1",
+    ]
 
 
 class OutputReader:
@@ -36,8 +53,9 @@ class OutputReader:
         self.arrivals: dict[str, float] = {}
         self.records = 0
         self._stop = threading.Event()
-        self._consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                       consumer_timeout_ms=200)
+        self._consumer = KafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=200
+        )
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -98,8 +116,9 @@ def test_first_window_is_emitted_while_input_is_still_open(bootstrap, make_topic
         # A record behind the watermark goes to the dead-letter topic with its reason.
         producer.send(tin, key=b"k0", value=b"late", partition=0, timestamp_ms=base + 1)
         producer.flush()
-        dead = KafkaConsumer(dlq, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=60_000)
+        dead = KafkaConsumer(
+            dlq, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=60_000
+        )
         letter = decode(next(iter(dead)).value)
         dead.close()
         assert letter["reason"] == "late"
@@ -143,7 +162,8 @@ def test_killed_pipeline_restarts_without_losing_or_double_counting(bootstrap, m
 
         def complete():
             return all(reader.latest.get(k, {}).get("count") == n for k, n in produced.items()) or (
-                not second.alive())
+                not second.alive()
+            )
 
         try:
             wait_for(complete, 120, message="every window with its full count")

@@ -8,9 +8,9 @@ import json
 import struct
 
 import pytest
+from tocsin.schemas import SCHEMA_DIR
 
 from tests.conftest import FIXTURES
-from tocsin.schemas import SCHEMA_DIR
 from tocsin.serde.avro import (
     MAGIC,
     Schema,
@@ -116,8 +116,12 @@ def _evolved(name: str, mutate) -> dict:
 
 
 def test_old_writer_new_reader_fills_defaults():
-    old_raw, new_raw = _evolved("response", lambda s: s["fields"].append(
-        {"name": "channel", "type": "string", "default": "api", "doc": "How the response arrived."}))
+    old_raw, new_raw = _evolved(
+        "response",
+        lambda s: s["fields"].append(
+            {"name": "channel", "type": "string", "default": "api", "doc": "How the response arrived."}
+        ),
+    )
     old, new = Schema.from_json(old_raw), Schema.from_json(new_raw)
     registry = SchemaRegistry()
     registry.add(old, current=False)
@@ -129,8 +133,12 @@ def test_old_writer_new_reader_fills_defaults():
 
 
 def test_new_writer_old_reader_ignores_added_fields():
-    old_raw, new_raw = _evolved("response", lambda s: s["fields"].append(
-        {"name": "channel", "type": "string", "default": "api", "doc": "How the response arrived."}))
+    old_raw, new_raw = _evolved(
+        "response",
+        lambda s: s["fields"].append(
+            {"name": "channel", "type": "string", "default": "api", "doc": "How the response arrived."}
+        ),
+    )
     old, new = Schema.from_json(old_raw), Schema.from_json(new_raw)
     registry = SchemaRegistry()
     registry.add(old)

@@ -6,10 +6,10 @@ import copy
 import json
 import shutil
 
+from tocsin.schemas import SCHEMA_DIR
 from typer.testing import CliRunner
 
 from tocsin.cli import app
-from tocsin.schemas import SCHEMA_DIR
 from tocsin.serde.compat import compatibility_problems, reader_problems
 
 ALERT = json.loads((SCHEMA_DIR / "alert.avsc").read_text())
@@ -47,16 +47,23 @@ def test_removed_field_without_default_breaks_forward():
 def test_type_change_and_promotion():
     widened = changed(lambda s: field(s, "sequence").update(type="double"))
     assert compatibility_problems(ALERT, widened, "backward") == []
-    assert compatibility_problems(ALERT, widened) == ["forward: Alert.sequence: double cannot be read as long"]
+    assert compatibility_problems(ALERT, widened) == [
+        "forward: Alert.sequence: double cannot be read as long"
+    ]
 
 
 def test_enum_symbol_added_without_default_breaks_forward():
     new = changed(lambda s: field(s, "status")["type"]["symbols"].append("SILENCED"))
     assert compatibility_problems(ALERT, new) == [
-        "forward: Alert.status: enum symbols SILENCED unknown to the reader, which has no default"]
+        "forward: Alert.status: enum symbols SILENCED unknown to the reader, which has no default"
+    ]
     # Severity has a default symbol, so old readers can read a new level.
-    assert compatibility_problems(ALERT, changed(lambda s: field(s, "severity")["type"]["symbols"].append(
-        "EMERGENCY"))) == []
+    assert (
+        compatibility_problems(
+            ALERT, changed(lambda s: field(s, "severity")["type"]["symbols"].append("EMERGENCY"))
+        )
+        == []
+    )
 
 
 def test_nested_paths_are_reported():

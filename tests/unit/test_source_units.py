@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import pytest
-
 from tocsin.pipelines.io.commit import window_boundary_after
 from tocsin.pipelines.io.kafka_source import FLOOR_MS, ShardOffsets, ShardOffsetsTracker, ShardWatermark
+
 from tocsin.runners import streaming_options
 
 A, B = ("t", 0), ("t", 1)
 
 
 def estimator(now: float, **state):
-    return ShardWatermark({A: (FLOOR_MS, FLOOR_MS, now), B: (FLOOR_MS, FLOOR_MS, now)} | state,
-                          max_out_of_orderness=2.0, idle_timeout=10.0)
+    return ShardWatermark(
+        {A: (FLOOR_MS, FLOOR_MS, now), B: (FLOOR_MS, FLOOR_MS, now)} | state,
+        max_out_of_orderness=2.0,
+        idle_timeout=10.0,
+    )
 
 
 def test_watermark_is_the_slowest_partition_minus_out_of_orderness():
@@ -55,7 +58,9 @@ def test_partition_that_never_had_data_is_idle_at_the_wall_clock():
 
 def test_tracker_claims_and_checkpoints_at_the_current_positions():
     tracker = ShardOffsetsTracker(ShardOffsets((("t", 0, 5), ("t", 1, 0)), (("t", 0, 7000),)))
-    assert tracker.try_claim(("t", 0, 5)) and tracker.try_claim(("t", 0, 9)) and tracker.try_claim(("t", 1, 3))
+    assert (
+        tracker.try_claim(("t", 0, 5)) and tracker.try_claim(("t", 0, 9)) and tracker.try_claim(("t", 1, 3))
+    )
     assert tracker.try_split(0.5) is None  # no cutting of unread offsets
     with pytest.raises(ValueError, match="only end by a checkpoint"):
         tracker.check_done()
@@ -66,9 +71,15 @@ def test_tracker_claims_and_checkpoints_at_the_current_positions():
     tracker.check_done()
 
 
-@pytest.mark.parametrize(("event_ms", "size_ms", "expected"), [
-    (0, 10_000, 10_000), (9_999, 10_000, 10_000), (10_000, 10_000, 20_000), (-1, 10_000, 0),
-])
+@pytest.mark.parametrize(
+    ("event_ms", "size_ms", "expected"),
+    [
+        (0, 10_000, 10_000),
+        (9_999, 10_000, 10_000),
+        (10_000, 10_000, 20_000),
+        (-1, 10_000, 0),
+    ],
+)
 def test_commit_waits_for_the_end_of_the_window_holding_the_event(event_ms, size_ms, expected):
     assert window_boundary_after(event_ms, size_ms) == expected
 

@@ -19,7 +19,11 @@ def test_json_logs_carry_bound_context(capsys):
     line = lines[0]
     assert line["event"] == "committed" and line["level"] == "info"
     assert (line["stage"], line["topic"], line["partition"], line["offset"]) == (
-        "window-count", "tocsin.alerts.v1", 2, 41)
+        "window-count",
+        "tocsin.alerts.v1",
+        2,
+        41,
+    )
     assert line["timestamp"].endswith("Z")
 
 

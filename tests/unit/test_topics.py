@@ -13,8 +13,14 @@ def test_packaged_topics_cover_every_entity_and_schema():
     topics = load_topics()
     names = [t.name for t in topics.topics]
     assert names == [
-        "tocsin.incidents.raw.v1", "tocsin.news.raw.v1", "tocsin.observations.v1", "tocsin.signals.v1",
-        "tocsin.alerts.v1", "tocsin.notifications.v1", "tocsin.responses.v1", "tocsin.ledger.v1",
+        "tocsin.incidents.raw.v1",
+        "tocsin.news.raw.v1",
+        "tocsin.observations.v1",
+        "tocsin.signals.v1",
+        "tocsin.alerts.v1",
+        "tocsin.notifications.v1",
+        "tocsin.responses.v1",
+        "tocsin.ledger.v1",
         "tocsin.deadletter.v1",
     ]
     assert {t.schema_name for t in topics.topics} == set(default_registry().by_name)
@@ -23,8 +29,14 @@ def test_packaged_topics_cover_every_entity_and_schema():
 
 
 def entry(**overrides):
-    base = {"name": "tocsin.alerts.v1", "schema": "Alert", "partitions": 3, "retention_ms": -1,
-            "cleanup": "delete", "purpose": "x"}
+    base = {
+        "name": "tocsin.alerts.v1",
+        "schema": "Alert",
+        "partitions": 3,
+        "retention_ms": -1,
+        "cleanup": "delete",
+        "purpose": "x",
+    }
     return base | overrides
 
 
@@ -35,13 +47,17 @@ def messages(data) -> list[str]:
 
 
 def test_invalid_topics_are_reported_with_their_paths():
-    assert messages({"topics": [
-        entry(name="alerts"),
-        entry(partitions=0),
-        entry(retention_ms=0),
-        entry(cleanup="archive"),
-        entry(owner="me"),
-    ]}) == [
+    assert messages(
+        {
+            "topics": [
+                entry(name="alerts"),
+                entry(partitions=0),
+                entry(retention_ms=0),
+                entry(cleanup="archive"),
+                entry(owner="me"),
+            ]
+        }
+    ) == [
         "topics.0.name: Value error, topic name 'alerts' does not follow tocsin.<entity>.v<N>",
         "topics.1.partitions: Input should be greater than 0",
         "topics.2.retention_ms: Value error, retention_ms must be positive, or -1 to keep forever",
@@ -52,4 +68,5 @@ def test_invalid_topics_are_reported_with_their_paths():
 
 def test_duplicate_topics_are_rejected():
     assert messages({"topics": [entry(), entry()]}) == [
-        "<root>: Value error, topic tocsin.alerts.v1 is declared twice"]
+        "<root>: Value error, topic tocsin.alerts.v1 is declared twice"
+    ]

@@ -153,7 +153,9 @@ class LocalBroker:
         )
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
-            raise BrokerError(f"formatting KRaft storage failed: {result.stderr.strip() or result.stdout.strip()}")
+            raise BrokerError(
+                f"formatting KRaft storage failed: {result.stderr.strip() or result.stdout.strip()}"
+            )
 
     def start(self, timeout: float = 90.0) -> int:
         """Start the broker unless it already runs from this data dir; return its pid."""
@@ -181,7 +183,9 @@ class LocalBroker:
             start_new_session=True,  # outlives the command that started it; stopped by pid
         )
         self.pid_file.write_text(str(proc.pid))
-        log.info("broker starting", pid=proc.pid, bootstrap=self.bootstrap_servers, data_dir=str(self.data_dir))
+        log.info(
+            "broker starting", pid=proc.pid, bootstrap=self.bootstrap_servers, data_dir=str(self.data_dir)
+        )
         try:
             self.wait_ready(timeout, proc)
         except BrokerError:
@@ -201,7 +205,9 @@ class LocalBroker:
                 raise BrokerError(f"broker exited with code {proc.returncode}; see {self.log_file}")
             if _port_in_use(self.port):
                 try:
-                    admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=5000)
+                    admin = KafkaAdminClient(
+                        bootstrap_servers=self.bootstrap_servers, request_timeout_ms=5000
+                    )
                     try:
                         admin.describe_cluster()
                         return

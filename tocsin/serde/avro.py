@@ -34,7 +34,9 @@ def schema_fingerprint(parsed: Any) -> int:
 
     fastavro gives the fingerprint's bytes in wire (little-endian) order as hex.
     """
-    return int.from_bytes(bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO")), "little")
+    return int.from_bytes(
+        bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO")), "little"
+    )
 
 
 @dataclass

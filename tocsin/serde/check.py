@@ -52,6 +52,8 @@ def check_schemas(current_dir: Path, baseline: dict[str, dict], mode: str = "ful
             continue
         old, new = baseline[name], current[name]
         if old.get("namespace") != new.get("namespace"):
-            problems.append(f"{name}: namespace changed from {old.get('namespace')} to {new.get('namespace')}")
+            problems.append(
+                f"{name}: namespace changed from {old.get('namespace')} to {new.get('namespace')}"
+            )
         problems += [f"{name}: {p}" for p in compatibility_problems(old, new, mode)]
     return problems

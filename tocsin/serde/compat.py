@@ -81,7 +81,9 @@ def _resolve(w: Any, r: Any, path: str, out: list[str]) -> None:
     elif wk == "enum":
         missing = [s for s in w["symbols"] if s not in r["symbols"]]
         if missing and "default" not in r:
-            out.append(f"{path}: enum symbols {', '.join(missing)} unknown to the reader, which has no default")
+            out.append(
+                f"{path}: enum symbols {', '.join(missing)} unknown to the reader, which has no default"
+            )
     elif wk == "array":
         _resolve(w["items"], r["items"], f"{path}[]", out)
     elif wk == "map":
@@ -93,9 +95,11 @@ def _resolve(w: Any, r: Any, path: str, out: list[str]) -> None:
 
 def _describe(schema: Any) -> str:
     if isinstance(schema, dict):
-        return schema.get("name", schema["type"]) if schema["type"] in ("record", "enum", "fixed") else schema[
-            "type"
-        ]
+        return (
+            schema.get("name", schema["type"])
+            if schema["type"] in ("record", "enum", "fixed")
+            else schema["type"]
+        )
     if isinstance(schema, list):
         return "union"
     return schema

@@ -50,9 +50,10 @@ def configure_logging(fmt: str = "console", level: str = "info") -> None:
     # Library loggers (kafka-python, Beam) go through the same renderer at WARNING and above.
     handler = logging.StreamHandler(_Stderr())
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer
-        ], foreign_pre_chain=shared)
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=shared,
+        )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

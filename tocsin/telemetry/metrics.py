@@ -47,7 +47,9 @@ def serve_metrics(port: int | None, addr: str = "127.0.0.1") -> int | None:
 # Metrics of the Kafka layer, used by the serde, the clients and the Beam I/O transforms.
 RECORDS_PRODUCED = counter("tocsin_kafka_records_produced_total", "Records acknowledged by Kafka", ["topic"])
 RECORDS_CONSUMED = counter("tocsin_kafka_records_consumed_total", "Records read from Kafka", ["topic"])
-DEAD_LETTERS = counter("tocsin_dead_letters_total", "Records sent to the dead-letter topic", ["stage", "reason"])
+DEAD_LETTERS = counter(
+    "tocsin_dead_letters_total", "Records sent to the dead-letter topic", ["stage", "reason"]
+)
 OFFSETS_COMMITTED = counter(
     "tocsin_kafka_offset_commits_total", "Offset commits made once output was durable", ["topic"]
 )
