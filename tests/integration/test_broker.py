@@ -73,7 +73,7 @@ def test_topics_create_is_idempotent(bootstrap, admin):
     }
     second = runner.invoke(app, ["topics", "create", "--bootstrap-servers", bootstrap])
     assert second.exit_code == 0, second.output
-    assert [line.split()[0] for line in second.stdout.strip().splitlines()] == ["exists"] * 9
+    assert [line.split()[0] for line in second.stdout.strip().splitlines()] == ["exists"] * 10
     after = {t: len(admin.describe_topics([t])[0]["partitions"]) for t in before}
     assert after == before == {t.name: t.partitions for t in load_topics().topics}
     configs = (
