@@ -26,10 +26,13 @@ log = structlog.get_logger("tocsin.connectors")
 
 RECORDS = counter("tocsin_connector_records_total", "Source records by outcome", ["connector", "outcome"])
 BYTES = counter("tocsin_connector_bytes_total", "Bytes of source data read", ["connector"])
-LAST_SUCCESS = gauge("tocsin_connector_last_success_timestamp_seconds", "When a batch was last committed",
-                     ["connector"])
+LAST_SUCCESS = gauge(
+    "tocsin_connector_last_success_timestamp_seconds", "When a batch was last committed", ["connector"]
+)
 POLL_ERRORS = counter("tocsin_connector_poll_errors_total", "Failed polls of a source", ["connector"])
-BATCH_SECONDS = counter("tocsin_connector_commit_seconds_total", "Time spent committing batches", ["connector"])
+BATCH_SECONDS = counter(
+    "tocsin_connector_commit_seconds_total", "Time spent committing batches", ["connector"]
+)
 
 STATE_TOPIC = "tocsin.connector.state.v1"
 DEAD_LETTER_TOPIC = "tocsin.deadletter.v1"
@@ -72,8 +75,16 @@ class ConnectorSink:
     separate cursors and a second process for the same instance fences the first (transactional id).
     """
 
-    def __init__(self, client: dict, connector: str, instance: str, topic: str, schema_name: str,
-                 dead_letter_topic: str = DEAD_LETTER_TOPIC, state_topic: str = STATE_TOPIC):
+    def __init__(
+        self,
+        client: dict,
+        connector: str,
+        instance: str,
+        topic: str,
+        schema_name: str,
+        dead_letter_topic: str = DEAD_LETTER_TOPIC,
+        state_topic: str = STATE_TOPIC,
+    ):
         from kafka import KafkaProducer
 
         self.client = client
@@ -133,22 +144,37 @@ class ConnectorSink:
                 try:
                     value = encode(self.schema, record)
                 except ValidationFailed as exc:
-                    batch.rejects.append(Reject("schema-invalid", exc.errors, json.dumps(record, default=str)))
+                    batch.rejects.append(
+                        Reject("schema-invalid", exc.errors, json.dumps(record, default=str))
+                    )
                     continue
                 self._producer.send(self.topic, key=record["id"].encode(), value=value)
                 produced += 1
             for reject in batch.rejects:
-                letter = dead_letter(stage=f"connector.{self.connector}", reason=reject.reason,
-                                     errors=reject.errors, payload=_excerpt(reject.raw), source=source,
-                                     offset=reject.position)
-                self._producer.send(self.dead_letter_topic, key=letter["id"].encode(),
-                                    value=encode(self.dead_letter_schema, letter))
+                letter = dead_letter(
+                    stage=f"connector.{self.connector}",
+                    reason=reject.reason,
+                    errors=reject.errors,
+                    payload=_excerpt(reject.raw),
+                    source=source,
+                    offset=reject.position,
+                )
+                self._producer.send(
+                    self.dead_letter_topic,
+                    key=letter["id"].encode(),
+                    value=encode(self.dead_letter_schema, letter),
+                )
                 dead += 1
                 DEAD_LETTERS.labels(f"connector.{self.connector}", reject.reason).inc()
-            state = {"instance": self.instance, "connector": self.connector,
-                     "cursor_json": json.dumps(cursor, sort_keys=True), "updated_at": now_ms()}
-            self._producer.send(self.state_topic, key=self.instance.encode(),
-                                value=encode(self.cursor_schema, state))
+            state = {
+                "instance": self.instance,
+                "connector": self.connector,
+                "cursor_json": json.dumps(cursor, sort_keys=True),
+                "updated_at": now_ms(),
+            }
+            self._producer.send(
+                self.state_topic, key=self.instance.encode(), value=encode(self.cursor_schema, state)
+            )
             self._producer.commit_transaction()
         except Exception:
             self._abort()

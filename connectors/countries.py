@@ -50,7 +50,9 @@ def iso3_from_place(full_name: str) -> str | None:
     parts = [p.strip() for p in full_name.split(",") if p.strip()]
     if not parts:
         return None
-    return iso3_from_name(parts[-1]) or (iso3_from_name(", ".join(parts[-2:])) if len(parts) > 1 else None)
+    if len(parts) == 1:
+        return iso3_from_name(parts[0])
+    return iso3_from_name(parts[-1]) or iso3_from_name(", ".join(parts[-2:])) or iso3_from_name(parts[-2])
 
 
 @lru_cache(maxsize=4096)

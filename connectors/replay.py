@@ -6,7 +6,6 @@ import time
 from collections.abc import Iterable
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
 from tocsin.connectors.base import Batch, ConnectorSink, Reject
 
 
@@ -30,9 +29,18 @@ class Pacer:
             time.sleep(delay)
 
 
-def replay(items: Iterable[tuple[int, dict | Reject]], sink: ConnectorSink, *, source: str, cursor_key: dict,
-           resume_after: int = 0, batch_size: int = 500, speed: float | None = None,
-           total: int | None = None, show_progress: bool = True) -> dict[str, int]:
+def replay(
+    items: Iterable[tuple[int, dict | Reject]],
+    sink: ConnectorSink,
+    *,
+    source: str,
+    cursor_key: dict,
+    resume_after: int = 0,
+    batch_size: int = 500,
+    speed: float | None = None,
+    total: int | None = None,
+    show_progress: bool = True,
+) -> dict[str, int]:
     """Write items after position `resume_after`, committing {**cursor_key, "position": n} per batch."""
     pacer = Pacer(speed)
     counts = {"produced": 0, "dead_letter": 0, "skipped": 0}

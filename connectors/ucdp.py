@@ -20,9 +20,25 @@ REQUIRED = ("id", "type_of_violence", "date_start", "best", "country", "country_
 # UCDP date_prec: 1 exact day, 2 within 2-6 days, 3 week, 4 month, 5 year or longer.
 DATE_PRECISION = {"1": "day", "2": "days", "3": "week", "4": "month", "5": "year"}
 URL = re.compile(r"https?://\S+")
-KEPT = ("relid", "year", "code_status", "conflict_name", "dyad_name", "adm_2", "region", "event_clarity",
-        "where_prec", "priogrid_gid", "source_office", "source_date", "source_headline", "date_end",
-        "deaths_a", "deaths_b", "deaths_unknown")
+KEPT = (
+    "relid",
+    "year",
+    "code_status",
+    "conflict_name",
+    "dyad_name",
+    "adm_2",
+    "region",
+    "event_clarity",
+    "where_prec",
+    "priogrid_gid",
+    "source_office",
+    "source_date",
+    "source_headline",
+    "date_end",
+    "deaths_a",
+    "deaths_b",
+    "deaths_unknown",
+)
 
 
 def _int(row: dict, name: str, errors: list[str], *, required: bool = True) -> int | None:
@@ -105,10 +121,14 @@ def parse_row(row: dict, ingested_at: int | None = None) -> dict | Reject:
         "violence_type": violence,
         "goldstein": None,
         "tone": None,
-        "actors": [a for a in (
-            {"name": row.get("side_a", "").strip(), "role": "side_a", "country": side_a_country},
-            {"name": row.get("side_b", "").strip(), "role": "side_b", "country": side_b_country},
-        ) if a["name"]],
+        "actors": [
+            a
+            for a in (
+                {"name": row.get("side_a", "").strip(), "role": "side_a", "country": side_a_country},
+                {"name": row.get("side_b", "").strip(), "role": "side_b", "country": side_b_country},
+            )
+            if a["name"]
+        ],
         "fatalities": {"best": best, "low": low, "high": high, "civilians": civilians},
         "num_sources": sources if sources is not None and sources >= 0 else None,
         "reporter": None,
@@ -131,8 +151,17 @@ def parse_csv(text: io.TextIOBase) -> Iterator[tuple[int, dict | Reject]]:
     for row in reader:
         line = reader.line_num
         if None in row:  # more values than header columns
-            yield line, Reject("parse-error", [f"line {line}: {len(row) - 1 + len(row[None])} values for "
-                                              f"{len(reader.fieldnames)} columns"], repr(row))
+            yield (
+                line,
+                Reject(
+                    "parse-error",
+                    [
+                        f"line {line}: {len(row) - 1 + len(row[None])} values for "
+                        f"{len(reader.fieldnames)} columns"
+                    ],
+                    repr(row),
+                ),
+            )
             continue
         item = parse_row(row)
         if isinstance(item, Reject):

@@ -28,6 +28,15 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(pipeline_app, name="pipeline")
 
+
+def _add_connectors() -> None:
+    from tocsin.connectors.cli import app as connect_app
+
+    app.add_typer(connect_app, name="connect")
+
+
+_add_connectors()
+
 Bootstrap = Annotated[
     str | None,
     typer.Option(
@@ -177,6 +186,16 @@ def kafka_status() -> None:
     typer.echo(f"running: {broker.bootstrap_servers} (pid {pid})" if pid else "not running")
     if not pid:
         raise typer.Exit(1)
+
+
+@pipeline_app.command(
+    "window-count", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False)
+def pipeline_window_count(ctx: typer.Context) -> None:
+    """Count records per key in event-time windows (the reference streaming job); --help for options."""
+    from tocsin.pipelines.window_count import run
+
+    run(list(ctx.args))
 
 
 @app.command()

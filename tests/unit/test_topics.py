@@ -21,7 +21,8 @@ def test_packaged_topics_cover_every_entity_and_schema():
         "tocsin.notifications.v1",
         "tocsin.responses.v1",
         "tocsin.ledger.v1",
-        "tocsin.deadletter.v1", "tocsin.connector.state.v1",
+        "tocsin.deadletter.v1",
+        "tocsin.connector.state.v1",
     ]
     assert {t.schema_name for t in topics.topics} == set(default_registry().by_name)
     ledger = topics.by_schema("LedgerEntry")

@@ -1,0 +1,177 @@
+"""`tocsin connect ...`: run a connector from the command line."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tocsin.config import KafkaSettings
+
+app = typer.Typer(help="Put incident reports and news onto Kafka.", no_args_is_help=True)
+
+Bootstrap = Annotated[
+    str | None,
+    typer.Option(
+        "--bootstrap-servers", "-b", envvar="TOCSIN_KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers"
+    ),
+]
+Speed = Annotated[
+    float | None, typer.Option(help="Replay N times faster than event time (default: as fast as possible)")
+]
+MetricsPort = Annotated[int | None, typer.Option(help="Serve Prometheus /metrics on this port")]
+Topic = Annotated[str, typer.Option(help="Topic to write to")]
+DeadLetterTopic = Annotated[str, typer.Option(help="Dead-letter topic")]
+BatchSize = Annotated[int, typer.Option(help="Records per Kafka transaction")]
+StateTopic = Annotated[str, typer.Option(help="Compacted topic holding the connectors' cursors")]
+
+
+def _client(bootstrap: str | None) -> dict:
+    return (KafkaSettings(bootstrap_servers=bootstrap) if bootstrap else KafkaSettings()).client_config()
+
+
+def _serve(port: int | None) -> None:
+    from tocsin.telemetry.metrics import serve_metrics
+
+    serve_metrics(port)
+
+
+def _summary(name: str, counts: dict) -> None:
+    typer.echo(
+        f"{name}: {counts['produced']} produced, {counts['dead_letter']} dead letters, "
+        f"{counts['skipped']} already done"
+    )
+
+
+@app.command("ucdp")
+def connect_ucdp(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="UCDP GED CSV file")],
+    bootstrap: Bootstrap = None,
+    topic: Topic = "tocsin.incidents.raw.v1",
+    dead_letter_topic: DeadLetterTopic = "tocsin.deadletter.v1",
+    speed: Speed = None,
+    batch_size: BatchSize = 500,
+    metrics_port: MetricsPort = None,
+    state_topic: StateTopic = "tocsin.connector.state.v1",
+) -> None:
+    """Replay a UCDP GED CSV file (resumes where a previous run of the same file stopped)."""
+    from tocsin.connectors import ucdp
+    from tocsin.connectors.base import BYTES, ConnectorSink
+    from tocsin.connectors.replay import replay
+
+    _serve(metrics_port)
+    sink = ConnectorSink(
+        _client(bootstrap),
+        ucdp.SOURCE,
+        f"{ucdp.SOURCE}/{file.name}",
+        topic,
+        "IncidentReport",
+        dead_letter_topic=dead_letter_topic,
+        state_topic=state_topic,
+    )
+    try:
+        cursor = sink.load_cursor() or {}
+        with file.open(newline="", encoding="utf-8") as text:
+            total = sum(1 for _ in csv.reader(text)) - 1
+        with file.open(newline="", encoding="utf-8") as text:
+            counts = replay(
+                ucdp.parse_csv(text),
+                sink,
+                source=str(file.name),
+                cursor_key={"file": file.name},
+                resume_after=cursor.get("position", 0),
+                batch_size=batch_size,
+                speed=speed,
+                total=total,
+            )
+        BYTES.labels(ucdp.SOURCE).inc(file.stat().st_size)
+    finally:
+        sink.close()
+    _summary(file.name, counts)
+
+
+@app.command("gdelt")
+def connect_gdelt(
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", exists=True, file_okay=False, help="Directory of GDELT 2.0 .export.CSV[.zip] files"
+        ),
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Base URL serving lastupdate.txt (e.g. GDELT's v2 feed)")
+    ] = None,
+    once: Annotated[bool, typer.Option(help="With --url: fetch the latest file once and stop")] = False,
+    interval: Annotated[float, typer.Option(help="With --url: seconds between polls")] = 900.0,
+    bootstrap: Bootstrap = None,
+    topic: Topic = "tocsin.incidents.raw.v1",
+    dead_letter_topic: DeadLetterTopic = "tocsin.deadletter.v1",
+    speed: Speed = None,
+    batch_size: BatchSize = 1000,
+    metrics_port: MetricsPort = None,
+    state_topic: StateTopic = "tocsin.connector.state.v1",
+) -> None:
+    """Replay a directory of GDELT export files in time order, or follow GDELT's lastupdate.txt."""
+    from tocsin.connectors import gdelt
+    from tocsin.connectors.base import BYTES, POLL_ERRORS, ConnectorSink
+    from tocsin.connectors.replay import replay
+
+    if (directory is None) == (url is None):
+        raise typer.BadParameter("give exactly one of --dir or --url")
+    _serve(metrics_port)
+    instance = f"{gdelt.SOURCE}/{directory.resolve().name if directory else url}"
+    sink = ConnectorSink(
+        _client(bootstrap),
+        gdelt.SOURCE,
+        instance,
+        topic,
+        "IncidentReport",
+        dead_letter_topic=dead_letter_topic,
+        state_topic=state_topic,
+    )
+    totals = {"produced": 0, "dead_letter": 0, "skipped": 0}
+
+    def ingest(name: str, text: str, cursor: dict) -> None:
+        resume = cursor.get("position", 0) if cursor.get("file") == name else 0
+        lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+        counts = replay(
+            gdelt.parse_text(text),
+            sink,
+            source=name,
+            cursor_key={"file": name},
+            resume_after=resume,
+            batch_size=batch_size,
+            speed=speed,
+            total=lines,
+        )
+        for key in totals:
+            totals[key] += counts[key]
+        BYTES.labels(gdelt.SOURCE).inc(len(text))
+
+    try:
+        cursor = sink.load_cursor() or {}
+        if directory is not None:
+            for path in gdelt.export_files(directory):
+                if cursor.get("file") and path.name < cursor["file"]:
+                    continue  # finished by an earlier run
+                ingest(path.name, gdelt.read_export(path), cursor)
+        else:
+            while True:
+                try:
+                    latest = gdelt.latest_export_url(url)
+                    if latest.rsplit("/", 1)[-1] != cursor.get("file"):
+                        name = latest.rsplit("/", 1)[-1]
+                        ingest(name, gdelt.read_export(gdelt.fetch(latest), name), cursor)
+                        cursor = {"file": name}
+                except OSError as exc:
+                    POLL_ERRORS.labels(gdelt.SOURCE).inc()
+                    typer.echo(f"poll failed: {exc}", err=True)
+                if once:
+                    break
+                time.sleep(interval)
+    finally:
+        sink.close()
+    _summary(instance, totals)

@@ -1,0 +1,80 @@
+"""UCDP GED and GDELT parsers: exact records and exact reject messages, on real rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from tocsin.connectors import gdelt, ucdp
+from tocsin.connectors.base import Reject
+from tocsin.connectors.replay import Pacer
+
+from tests.conftest import DATA
+
+GDELT_LINE = (DATA / "gdelt2" / "export_15min" / "20201113001500.export.CSV").read_text().splitlines()[0]
+
+
+def ucdp_row(**changes) -> dict:
+    with (DATA / "ucdp_ged" / "ucdpged_23_1_sample1000.csv").open(newline="", encoding="utf-8") as f:
+        row = next(r for r in csv.DictReader(f) if r["id"] == "14863")
+    return row | changes
+
+
+def test_ucdp_row_becomes_an_incident_report():
+    record = ucdp.parse_row(ucdp_row(), ingested_at=1)
+    assert record["id"] == "ucdp-ged:14863" and record["country"] == "SWZ"
+    assert record["url"] == "https://www.justice.gov.za/trc/report/"
+    assert record["attributes"]["relid"] == "SAF-1989-3-560-5"
+    assert record["num_sources"] is None  # UCDP writes -1 for unknown
+
+
+def test_ucdp_reject_lists_every_error():
+    reject = ucdp.parse_row(ucdp_row(best="x", date_start="", type_of_violence="4", latitude="north"))
+    assert isinstance(reject, Reject) and reject.reason == "parse-error"
+    assert reject.errors == [
+        "date_start: '' is not a date",
+        "best: 'x' is not a number",
+        "latitude: 'north' is not a number",
+        "type_of_violence: 4 is not 1, 2 or 3",
+    ]
+
+
+def test_ucdp_short_row_is_rejected_with_its_line():
+    text = io.StringIO(
+        "id,type_of_violence,date_start,best,country,country_id\n1,3,1989-01-01,2,X,560,extra\n"
+    )
+    [(line, reject)] = list(ucdp.parse_csv(text))
+    assert line == 2 and reject.errors == ["line 2: 7 values for 6 columns"]
+
+
+def test_gdelt_line_becomes_an_incident_report():
+    record = gdelt.parse_line(GDELT_LINE, ingested_at=1)
+    assert record["id"] == "gdelt2:954680550"
+    assert record["event_time"] == 1605225600000  # 2020-11-13, SQLDATE
+    assert (record["country"], record["admin1"], record["location_precision"]) == (
+        "AFG",
+        "Helmand",
+        5,
+    )  # GDELT geo type 5: a world ADM1
+    assert record["attributes"]["DATEADDED"] == "20201113001500"
+    assert record["tone"] == 2.63691683569979
+
+
+def test_gdelt_rejects():
+    assert gdelt.parse_line("1\t2\t3").errors == ["3 columns, expected 61"]
+    values = GDELT_LINE.split("\t")
+    values[1], values[26], values[30] = "2020-11-13", "19x", "strong"
+    assert gdelt.parse_line("\t".join(values)).errors == [
+        "SQLDATE: '2020-11-13' is not a YYYYMMDD date",
+        "GoldsteinScale: 'strong' is not a number",
+        "EventCode: '19x' is not a CAMEO code",
+    ]
+
+
+def test_pacer_spreads_event_time_over_wall_time(monkeypatch):
+    slept = []
+    monkeypatch.setattr("time.sleep", slept.append)
+    pacer = Pacer(speed=3600)  # an hour of event time per second
+    pacer.wait(0)
+    pacer.wait(7_200_000)  # two hours later: about two seconds in
+    assert len(slept) == 1 and 1.9 < slept[0] <= 2.0
