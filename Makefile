@@ -10,8 +10,8 @@ BEAM_VERSION  := 2.77.0
 KAFKA_VERSION := 4.1.1
 KAFKA_LIBS  := $(CACHE)/kafka-$(KAFKA_VERSION)/libs
 PRISM       := $(CACHE)/prism-$(BEAM_VERSION)/prism
-FLINK_JOB_SERVER := org.apache.beam:beam-runners-flink-1.19-job-server:$(BEAM_VERSION)
-FLINK_JAR   := $(CACHE)/flink/beam-runners-flink-1.19-job-server-$(BEAM_VERSION).jar
+FLINK_JAR   := $(CACHE)/flink/beam-flink-job-server.jar
+FLINK_LIB   := $(CACHE)/flink/lib
 
 # The test broker gets its own port and a fresh data dir, so it never touches a dev broker.
 TEST_KAFKA  := KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093 KAFKA_DATA=$(CACHE)/kafka-test-data
@@ -46,13 +46,15 @@ $(PRISM):
 	GOPATH=$(abspath $(CACHE))/go GOFLAGS=-modcacherw GOBIN=$(abspath $(dir $@)) \
 	    go install github.com/apache/beam/sdks/v2/go/cmd/prism@v$(BEAM_VERSION)
 
-# Beam's Flink job server (embedded Flink) for --runner=FlinkRunner.
+# Beam's Flink job server (embedded Flink 1.19) for --runner=FlinkRunner. No job-server jar is published
+# for Beam 2.77, so a manifest-only jar runs the Beam 2.62 Flink runner from Maven (see deploy/flink/pom.xml).
 flink: $(FLINK_JAR)
 
-$(FLINK_JAR):
-	mkdir -p $(dir $@)
-	mvn --batch-mode --quiet -Dmaven.repo.local=$(M2) dependency:copy \
-	    -Dartifact=$(FLINK_JOB_SERVER) -DoutputDirectory=$(abspath $(dir $@))
+$(FLINK_JAR): deploy/flink/pom.xml deploy/flink/build_job_server.sh
+	rm -rf $(FLINK_LIB)
+	mvn --batch-mode --quiet -Dmaven.repo.local=$(M2) -f deploy/flink/pom.xml \
+	    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(abspath $(FLINK_LIB))
+	deploy/flink/build_job_server.sh $@ $(FLINK_LIB)
 
 kafka-up: setup kafka-fetch
 	$(BIN)/tocsin kafka up
@@ -64,10 +66,10 @@ topics: kafka-up
 	$(BIN)/tocsin topics create
 
 # Everything on a fresh machine: environment, broker, runner, then unit and integration tests.
-test: setup kafka-fetch prism
+test: setup kafka-fetch prism flink
 	rm -rf $(CACHE)/kafka-test-data
 	$(TEST_KAFKA) $(BIN)/tocsin kafka up
-	$(TEST_KAFKA) TOCSIN_TEST_BOOTSTRAP=127.0.0.1:29092 $(BIN)/pytest; rc=$$?; \
+	$(TEST_KAFKA) TOCSIN_TEST_BOOTSTRAP=127.0.0.1:29092 TOCSIN_REQUIRE_FLINK=1 $(BIN)/pytest; rc=$$?; \
 	    $(TEST_KAFKA) $(BIN)/tocsin kafka down; exit $$rc
 
 test-unit: setup

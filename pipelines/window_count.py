@@ -89,8 +89,17 @@ class EncodeDeadLetters(beam.PTransform):
         return letters | "Encode" >> beam.Map(encode)
 
 
-def build(pipeline, opts, client: dict, input_topics: list[str], output_topic: str, window_seconds: float):
+def build(
+    pipeline,
+    opts,
+    client: dict,
+    input_topics: list[str],
+    output_topic: str,
+    window_seconds: float,
+    decode=None,
+):
     config = SourceConfig(
+        decode=decode,
         client=client,
         topics=tuple(input_topics),
         group_id=opts.group_id or f"tocsin.window-count.{output_topic}",
@@ -126,6 +135,17 @@ def run(argv: list[str] | None = None) -> None:
     parser.add_argument("--input-topic", action="append", required=True, dest="input_topics")
     parser.add_argument("--output-topic", required=True)
     parser.add_argument("--window-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--value-schema",
+        default=None,
+        help="Decode values as this tocsin Avro record (e.g. IncidentReport); undecodable "
+        "records go to the dead-letter topic",
+    )
+    parser.add_argument(
+        "--event-time-field",
+        default=None,
+        help="With --value-schema: take event time from this field instead of the Kafka timestamp",
+    )
     known, beam_args = parser.parse_known_args(argv)
     options = streaming_options(beam_args)
     opts = options.view_as(KafkaOptions)
@@ -139,6 +159,11 @@ def run(argv: list[str] | None = None) -> None:
         metrics_port=port,
         runner=options.get_all_options()["runner"],
     )
+    decode = None
+    if known.value_schema:
+        from tocsin.pipelines.io.decoders import AvroWithEventTime
+
+        decode = AvroWithEventTime(known.value_schema, known.event_time_field)
     with beam.Pipeline(options=options) as pipeline:
         build(
             pipeline,
@@ -147,6 +172,7 @@ def run(argv: list[str] | None = None) -> None:
             known.input_topics,
             known.output_topic,
             known.window_seconds,
+            decode,
         )
 
 

@@ -95,6 +95,8 @@ def _consumer(config: SourceConfig):
         group_id=config.group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        # Connectors write in transactions: never read what an aborted transaction left in the log.
+        isolation_level="read_committed",
         max_poll_records=min(config.max_records_per_call, 5000),
         fetch_max_bytes=52_428_800,
         max_partition_fetch_bytes=8_388_608,
@@ -374,7 +376,9 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
                     )
                     if event_ms < wm_ms:
                         late += 1
-                        yield beam.pvalue.TaggedOutput(LATE, beam.window.TimestampedValue(out, wm_ts))
+                        # The raw bytes go to the dead-letter topic, not the decoded value.
+                        late_record = out._replace(value=record.value)
+                        yield beam.pvalue.TaggedOutput(LATE, beam.window.TimestampedValue(late_record, wm_ts))
                         continue
                     if event_ms > high:
                         high = event_ms

@@ -176,3 +176,45 @@ def test_killed_pipeline_restarts_without_losing_or_double_counting(bootstrap, m
     finally:
         reader.close()
         producer.close()
+
+
+def test_event_time_from_the_avro_payload_and_undecodable_records_to_dead_letters(
+    bootstrap, make_topic, start_pipeline
+):
+    import datetime as dt
+
+    from tests.conftest import FIXTURES
+    from tocsin.serde.avro import default_registry, encode
+
+    tin, tout, dlq = make_topic("in", 1), make_topic("out"), make_topic("dlq")
+    schema = default_registry().get("IncidentReport")
+    base_record = json.loads((FIXTURES / "records" / "IncidentReport.json").read_text())
+    base = window_start(int(time.time() * 1000)) - 50 * WINDOW_MS
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    # Event times in the payload span two windows; the Kafka timestamps (now) would put all in one.
+    for i in range(30):
+        record = base_record | {"id": f"ucdp-ged:{i}", "event_time": base + i * 500}
+        producer.send(tin, key=b"SWZ", value=encode(schema, record))
+    producer.send(tin, key=b"SWZ", value=b'{"not": "avro"}')
+    producer.flush()
+    reader = OutputReader(bootstrap, tout)
+    pipeline = start_pipeline(
+        *pipeline_args(bootstrap, tin, tout, dlq, f"g-{tin}", idle_timeout=2),
+        "--value-schema", "IncidentReport", "--event-time-field", "event_time",
+    )
+    try:
+        wait_for(lambda: len(reader.latest) >= 2 or not pipeline.alive(), 120, message="two windows")
+        assert pipeline.alive(), pipeline.log_tail()
+        assert {k: v["count"] for k, v in reader.latest.items()} == {f"SWZ@{base}": 20,
+                                                                      f"SWZ@{base + WINDOW_MS}": 10}
+        dead = KafkaConsumer(dlq, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=30_000)
+        letter = decode(next(iter(dead)).value)
+        dead.close()
+        assert (letter["reason"], letter["stage"], letter["offset"]) == ("decode-error", "pipeline.source", 30)
+        assert letter["errors"] == ["SerdeError: not an Avro single-object message (missing C3 01 header)"]
+        assert letter["payload"] == b'{"not": "avro"}'
+        assert dt.datetime.now(dt.UTC) - letter["at"] < dt.timedelta(minutes=5)
+    finally:
+        reader.close()
+        producer.close()

@@ -28,7 +28,7 @@ def prism_location() -> str:
 
 def flink_job_server_jar() -> str:
     path = os.environ.get("TOCSIN_FLINK_JOB_SERVER_JAR") or str(
-        _cache() / "flink" / f"beam-runners-flink-1.19-job-server-{BEAM_VERSION}.jar"
+        _cache() / "flink" / "beam-flink-job-server.jar"
     )
     if not Path(path).exists():
         raise FileNotFoundError(f"Flink job server jar not found at {path}: run `make flink` (needs Maven)")
