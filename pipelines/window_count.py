@@ -106,6 +106,7 @@ def build(
         start=opts.start,
         idle_timeout=opts.idle_timeout,
         max_out_of_orderness=opts.max_out_of_orderness,
+        shards=opts.source_shards,
     )
     read = pipeline | "Read" >> ReadFromKafka(config)
     written = (
@@ -146,6 +147,10 @@ def run(argv: list[str] | None = None) -> None:
         default=None,
         help="With --value-schema: take event time from this field instead of the Kafka timestamp",
     )
+    if argv is not None and ("-h" in argv or "--help" in argv):
+        # The Kafka options belong to the pipeline options; show them in the help all the same.
+        KafkaOptions._add_argparse_args(parser.add_argument_group("Kafka (pipeline options)"))
+        parser.epilog = "Any Beam pipeline option (--runner, --parallelism, ...) is passed to the runner."
     known, beam_args = parser.parse_known_args(argv)
     options = streaming_options(beam_args)
     opts = options.view_as(KafkaOptions)
