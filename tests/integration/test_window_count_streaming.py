@@ -200,18 +200,28 @@ def test_event_time_from_the_avro_payload_and_undecodable_records_to_dead_letter
     reader = OutputReader(bootstrap, tout)
     pipeline = start_pipeline(
         *pipeline_args(bootstrap, tin, tout, dlq, f"g-{tin}", idle_timeout=2),
-        "--value-schema", "IncidentReport", "--event-time-field", "event_time",
+        "--value-schema",
+        "IncidentReport",
+        "--event-time-field",
+        "event_time",
     )
     try:
         wait_for(lambda: len(reader.latest) >= 2 or not pipeline.alive(), 120, message="two windows")
         assert pipeline.alive(), pipeline.log_tail()
-        assert {k: v["count"] for k, v in reader.latest.items()} == {f"SWZ@{base}": 20,
-                                                                      f"SWZ@{base + WINDOW_MS}": 10}
-        dead = KafkaConsumer(dlq, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=30_000)
+        assert {k: v["count"] for k, v in reader.latest.items()} == {
+            f"SWZ@{base}": 20,
+            f"SWZ@{base + WINDOW_MS}": 10,
+        }
+        dead = KafkaConsumer(
+            dlq, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=30_000
+        )
         letter = decode(next(iter(dead)).value)
         dead.close()
-        assert (letter["reason"], letter["stage"], letter["offset"]) == ("decode-error", "pipeline.source", 30)
+        assert (letter["reason"], letter["stage"], letter["offset"]) == (
+            "decode-error",
+            "pipeline.source",
+            30,
+        )
         assert letter["errors"] == ["SerdeError: not an Avro single-object message (missing C3 01 header)"]
         assert letter["payload"] == b'{"not": "avro"}'
         assert dt.datetime.now(dt.UTC) - letter["at"] < dt.timedelta(minutes=5)
