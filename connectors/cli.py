@@ -175,3 +175,43 @@ def connect_gdelt(
     finally:
         sink.close()
     _summary(instance, totals)
+
+
+@app.command("rss")
+def connect_rss(
+    urls: Annotated[list[str], typer.Argument(help="Feed URLs (RSS or Atom)")],
+    once: Annotated[bool, typer.Option(help="Poll every feed once and stop")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between polls")] = 300.0,
+    bootstrap: Bootstrap = None,
+    topic: Topic = "tocsin.news.raw.v1",
+    dead_letter_topic: DeadLetterTopic = "tocsin.deadletter.v1",
+    state_topic: StateTopic = "tocsin.connector.state.v1",
+    metrics_port: MetricsPort = None,
+) -> None:
+    """Poll RSS/Atom feeds with conditional GET; only items not seen before are produced."""
+    from tocsin.connectors import rss
+
+    _serve(metrics_port)
+    results = rss.run_feeds(urls, _client(bootstrap), interval, once, topic=topic, state_topic=state_topic,
+                            dead_letter_topic=dead_letter_topic)
+    for url, counts in results.items():
+        typer.echo(f"{url}: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
+
+
+@app.command("reliefweb")
+def connect_reliefweb(
+    source: Annotated[str, typer.Argument(help="ReliefWeb API /reports URL, or a saved JSON response")],
+    max_pages: Annotated[int | None, typer.Option(help="Stop after this many pages")] = None,
+    bootstrap: Bootstrap = None,
+    topic: Topic = "tocsin.news.raw.v1",
+    dead_letter_topic: DeadLetterTopic = "tocsin.deadletter.v1",
+    state_topic: StateTopic = "tocsin.connector.state.v1",
+    metrics_port: MetricsPort = None,
+) -> None:
+    """Ingest ReliefWeb reports page by page (resumes after the last committed page)."""
+    from tocsin.connectors import reliefweb
+
+    _serve(metrics_port)
+    counts = reliefweb.run_reliefweb(source, _client(bootstrap), max_pages=max_pages, topic=topic,
+                                     state_topic=state_topic, dead_letter_topic=dead_letter_topic)
+    typer.echo(f"{source}: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
