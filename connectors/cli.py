@@ -215,3 +215,39 @@ def connect_reliefweb(
     counts = reliefweb.run_reliefweb(source, _client(bootstrap), max_pages=max_pages, topic=topic,
                                      state_topic=state_topic, dead_letter_topic=dead_letter_topic)
     typer.echo(f"{source}: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
+
+
+intake_app = typer.Typer(help="Incident reports from civil society and field monitors over HTTP.",
+                         no_args_is_help=True)
+
+
+@intake_app.command("serve")
+def intake_serve(
+    config: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Intake configuration (YAML or JSON)")],
+    host: Annotated[str | None, typer.Option(help="Address to bind (default from the config: 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (0 picks a free one)")] = None,
+    topic: Annotated[str | None, typer.Option(help="Topic to write to")] = None,
+    bootstrap: Bootstrap = None,
+    metrics_port: MetricsPort = None,
+) -> None:
+    """Serve POST /v1/reports: 202 with the report id once Kafka has acknowledged the record."""
+    from tocsin.connectors.intake import load_config, serve
+
+    _serve(metrics_port)
+    server = serve(load_config(config, host=host, port=port, topic=topic), _client(bootstrap))
+    typer.echo(f"intake listening on {server.url}")
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+@intake_app.command("token")
+def intake_token() -> None:
+    """Issue a new organisation token: give the token to the organisation, put the digest in the config."""
+    from tocsin.connectors.intake import issue_token
+
+    token, digest = issue_token()
+    typer.echo(f"token:        {token}\ntoken_sha256: {digest}")

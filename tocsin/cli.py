@@ -31,8 +31,10 @@ app.add_typer(pipeline_app, name="pipeline")
 
 def _add_connectors() -> None:
     from tocsin.connectors.cli import app as connect_app
+    from tocsin.connectors.cli import intake_app
 
     app.add_typer(connect_app, name="connect")
+    app.add_typer(intake_app, name="intake")
 
 
 _add_connectors()
