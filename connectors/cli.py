@@ -192,8 +192,15 @@ def connect_rss(
     from tocsin.connectors import rss
 
     _serve(metrics_port)
-    results = rss.run_feeds(urls, _client(bootstrap), interval, once, topic=topic, state_topic=state_topic,
-                            dead_letter_topic=dead_letter_topic)
+    results = rss.run_feeds(
+        urls,
+        _client(bootstrap),
+        interval,
+        once,
+        topic=topic,
+        state_topic=state_topic,
+        dead_letter_topic=dead_letter_topic,
+    )
     for url, counts in results.items():
         typer.echo(f"{url}: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
 
@@ -212,19 +219,30 @@ def connect_reliefweb(
     from tocsin.connectors import reliefweb
 
     _serve(metrics_port)
-    counts = reliefweb.run_reliefweb(source, _client(bootstrap), max_pages=max_pages, topic=topic,
-                                     state_topic=state_topic, dead_letter_topic=dead_letter_topic)
+    counts = reliefweb.run_reliefweb(
+        source,
+        _client(bootstrap),
+        max_pages=max_pages,
+        topic=topic,
+        state_topic=state_topic,
+        dead_letter_topic=dead_letter_topic,
+    )
     typer.echo(f"{source}: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
 
 
-intake_app = typer.Typer(help="Incident reports from civil society and field monitors over HTTP.",
-                         no_args_is_help=True)
+intake_app = typer.Typer(
+    help="Incident reports from civil society and field monitors over HTTP.", no_args_is_help=True
+)
 
 
 @intake_app.command("serve")
 def intake_serve(
-    config: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="Intake configuration (YAML or JSON)")],
-    host: Annotated[str | None, typer.Option(help="Address to bind (default from the config: 127.0.0.1)")] = None,
+    config: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="Intake configuration (YAML or JSON)")
+    ],
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default from the config: 127.0.0.1)")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port (0 picks a free one)")] = None,
     topic: Annotated[str | None, typer.Option(help="Topic to write to")] = None,
     bootstrap: Bootstrap = None,
