@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -58,38 +56,18 @@ def connect_ucdp(
     state_topic: StateTopic = "tocsin.connector.state.v1",
 ) -> None:
     """Replay a UCDP GED CSV file (resumes where a previous run of the same file stopped)."""
-    from tocsin.connectors import ucdp
-    from tocsin.connectors.base import BYTES, ConnectorSink
-    from tocsin.connectors.replay import replay
+    from tocsin.connectors.ingest import ingest_ucdp
 
     _serve(metrics_port)
-    sink = ConnectorSink(
+    counts = ingest_ucdp(
+        file,
         _client(bootstrap),
-        ucdp.SOURCE,
-        f"{ucdp.SOURCE}/{file.name}",
-        topic,
-        "IncidentReport",
+        topic=topic,
         dead_letter_topic=dead_letter_topic,
         state_topic=state_topic,
+        speed=speed,
+        batch_size=batch_size,
     )
-    try:
-        cursor = sink.load_cursor() or {}
-        with file.open(newline="", encoding="utf-8") as text:
-            total = sum(1 for _ in csv.reader(text)) - 1
-        with file.open(newline="", encoding="utf-8") as text:
-            counts = replay(
-                ucdp.parse_csv(text),
-                sink,
-                source=str(file.name),
-                cursor_key={"file": file.name},
-                resume_after=cursor.get("position", 0),
-                batch_size=batch_size,
-                speed=speed,
-                total=total,
-            )
-        BYTES.labels(ucdp.SOURCE).inc(file.stat().st_size)
-    finally:
-        sink.close()
     _summary(file.name, counts)
 
 
@@ -115,66 +93,24 @@ def connect_gdelt(
     state_topic: StateTopic = "tocsin.connector.state.v1",
 ) -> None:
     """Replay a directory of GDELT export files in time order, or follow GDELT's lastupdate.txt."""
-    from tocsin.connectors import gdelt
-    from tocsin.connectors.base import BYTES, POLL_ERRORS, ConnectorSink
-    from tocsin.connectors.replay import replay
+    from tocsin.connectors.ingest import ingest_gdelt
 
     if (directory is None) == (url is None):
         raise typer.BadParameter("give exactly one of --dir or --url")
     _serve(metrics_port)
-    instance = f"{gdelt.SOURCE}/{directory.resolve().name if directory else url}"
-    sink = ConnectorSink(
+    totals = ingest_gdelt(
         _client(bootstrap),
-        gdelt.SOURCE,
-        instance,
-        topic,
-        "IncidentReport",
+        directory=directory,
+        url=url,
+        once=once,
+        interval=interval,
+        topic=topic,
         dead_letter_topic=dead_letter_topic,
         state_topic=state_topic,
+        speed=speed,
+        batch_size=batch_size,
     )
-    totals = {"produced": 0, "dead_letter": 0, "skipped": 0}
-
-    def ingest(name: str, text: str, cursor: dict) -> None:
-        resume = cursor.get("position", 0) if cursor.get("file") == name else 0
-        lines = text.count("\n") + (0 if text.endswith("\n") else 1)
-        counts = replay(
-            gdelt.parse_text(text),
-            sink,
-            source=name,
-            cursor_key={"file": name},
-            resume_after=resume,
-            batch_size=batch_size,
-            speed=speed,
-            total=lines,
-        )
-        for key in totals:
-            totals[key] += counts[key]
-        BYTES.labels(gdelt.SOURCE).inc(len(text))
-
-    try:
-        cursor = sink.load_cursor() or {}
-        if directory is not None:
-            for path in gdelt.export_files(directory):
-                if cursor.get("file") and path.name < cursor["file"]:
-                    continue  # finished by an earlier run
-                ingest(path.name, gdelt.read_export(path), cursor)
-        else:
-            while True:
-                try:
-                    latest = gdelt.latest_export_url(url)
-                    if latest.rsplit("/", 1)[-1] != cursor.get("file"):
-                        name = latest.rsplit("/", 1)[-1]
-                        ingest(name, gdelt.read_export(gdelt.fetch(latest), name), cursor)
-                        cursor = {"file": name}
-                except OSError as exc:
-                    POLL_ERRORS.labels(gdelt.SOURCE).inc()
-                    typer.echo(f"poll failed: {exc}", err=True)
-                if once:
-                    break
-                time.sleep(interval)
-    finally:
-        sink.close()
-    _summary(instance, totals)
+    _summary(str(directory or url), totals)
 
 
 @app.command("rss")

@@ -15,6 +15,7 @@ import urllib.parse
 from pathlib import Path
 
 import structlog
+
 from tocsin.connectors.base import (
     BYTES,
     DEAD_LETTER_TOPIC,

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
 from tocsin.connectors.base import Batch, ConnectorSink, Reject
 
 

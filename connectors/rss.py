@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 
 import structlog
+
 from tocsin.connectors.base import (
     BYTES,
     DEAD_LETTER_TOPIC,
