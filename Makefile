@@ -81,7 +81,7 @@ lint: setup
 bench: setup kafka-fetch prism
 	$(BIN)/python bench/kafka_pipeline_bench.py
 
-demo: setup
+demo: setup kafka-fetch
 	$(BIN)/tocsin demo
 
 clean:

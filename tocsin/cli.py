@@ -191,8 +191,10 @@ def kafka_status() -> None:
 
 
 @pipeline_app.command(
-    "window-count", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False)
+    "window-count",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
 def pipeline_window_count(ctx: typer.Context) -> None:
     """Count records per key in event-time windows (the reference streaming job); --help for options."""
     from tocsin.pipelines.window_count import run
@@ -201,15 +203,16 @@ def pipeline_window_count(ctx: typer.Context) -> None:
 
 
 @app.command()
-def demo() -> None:
-    """The end-to-end demo (not built yet: it arrives with the main-job issue)."""
-    typer.echo(
-        "The end-to-end demo is not built yet. Today tocsin has: the local broker (tocsin kafka up), "
-        "topics (tocsin topics create), schemas (tocsin schemas check) and the streaming window-count "
-        "pipeline (tocsin pipeline window-count --help).",
-        err=True,
-    )
-    raise typer.Exit(2)
+def demo(
+    bootstrap: Bootstrap = None,
+    speed: Annotated[
+        float | None, typer.Option(help="Replay event time N times faster than real time")
+    ] = None,
+) -> None:
+    """Run tocsin on the bundled real data: local broker, topics, every connector, a summary."""
+    from tocsin.demo import run_demo
+
+    raise typer.Exit(run_demo(bootstrap, speed))
 
 
 def main() -> None:

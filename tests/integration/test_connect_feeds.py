@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer
+
+from tests import conftest
 from tocsin.connectors.base import POLL_ERRORS, ConnectorSink
 from tocsin.connectors.reliefweb import run_reliefweb
 from tocsin.connectors.rss import feed_id_for, poll_feed, run_feeds
-
-from tests import conftest
 from tocsin.serde.avro import decode, default_registry
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import pytest
 import structlog
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import REGISTRY
-from tocsin.connectors.intake import IntakeConfig, hash_token, pseudonym, serve
 
+from tocsin.connectors.intake import IntakeConfig, hash_token, pseudonym, serve
 from tocsin.kafka.local_broker import free_port
 from tocsin.serde.avro import decode, default_registry
 

@@ -13,9 +13,9 @@ import pytest
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
+
 from tocsin.pipelines.io.kafka_source import KafkaRecord
 from tocsin.pipelines.window_count import CountPerKeyInWindows
-
 from tocsin.runners import streaming_options
 
 pytestmark = pytest.mark.runner

@@ -8,9 +8,9 @@ import json
 import struct
 
 import pytest
-from tocsin.schemas import SCHEMA_DIR
 
 from tests.conftest import FIXTURES
+from tocsin.schemas import SCHEMA_DIR
 from tocsin.serde.avro import (
     MAGIC,
     Schema,

@@ -9,11 +9,11 @@ import json
 from pathlib import Path
 
 import pytest
+
+from tests import conftest
 from tocsin.connectors.base import Reject
 from tocsin.connectors.reliefweb import parse_page
 from tocsin.connectors.rss import detect_language, feed_id_for, html_to_text, normalise_language, parse_feed
-
-from tests import conftest
 from tocsin.serde.avro import default_registry
 from tocsin.serde.validate import validate
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import csv
 import io
 
+from tests.conftest import DATA
 from tocsin.connectors import gdelt, ucdp
 from tocsin.connectors.base import Reject
 from tocsin.connectors.replay import Pacer
-
-from tests.conftest import DATA
 
 GDELT_LINE = (DATA / "gdelt2" / "export_15min" / "20201113001500.export.CSV").read_text().splitlines()[0]
 

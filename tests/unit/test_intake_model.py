@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 from pydantic import ValidationError
+
 from tocsin.connectors.intake import (
     KM_PER_DEGREE,
     BadRequest,
@@ -24,7 +25,6 @@ from tocsin.connectors.intake import (
     pseudonym,
     to_record,
 )
-
 from tocsin.serde.avro import decode, default_registry, encode
 
 SECRET = "s" * 32

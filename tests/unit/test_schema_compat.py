@@ -6,10 +6,10 @@ import copy
 import json
 import shutil
 
-from tocsin.schemas import SCHEMA_DIR
 from typer.testing import CliRunner
 
 from tocsin.cli import app
+from tocsin.schemas import SCHEMA_DIR
 from tocsin.serde.compat import compatibility_problems, reader_problems
 
 ALERT = json.loads((SCHEMA_DIR / "alert.avsc").read_text())

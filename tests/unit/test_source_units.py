@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from tocsin.pipelines.io.commit import window_boundary_after
 from tocsin.pipelines.io.kafka_source import FLOOR_MS, ShardOffsets, ShardOffsetsTracker, ShardWatermark
-
 from tocsin.runners import streaming_options
 
 A, B = ("t", 0), ("t", 1)

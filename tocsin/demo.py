@@ -1,0 +1,183 @@
+"""`tocsin demo`: what tocsin does today, on the bundled real data, from a clean start.
+
+Starts a local Kafka broker (unless --bootstrap-servers names a cluster), creates the topics, runs every
+connector on `sample_data/` (UCDP GED, GDELT 2.0, RSS, ReliefWeb) and one field-monitor report through
+the HTTP intake, then reads the topics back and prints what landed. It stops everything it started.
+The indicator signals, alerts and response routing of the later issues extend this same command.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import secrets
+import shutil
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from tocsin.config import KafkaSettings
+
+NEXT = (
+    "indicator signals per country (issue #5), threshold rules and alerts (#6), response routing "
+    "with acknowledgement, escalation and the ledger (#7)"
+)
+
+
+def _read_committed(client: dict, topic: str) -> list:
+    from kafka import KafkaConsumer, TopicPartition
+
+    from tocsin.serde.avro import decode
+
+    consumer = KafkaConsumer(isolation_level="read_committed", enable_auto_commit=False, **client)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        out = []
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            for records in consumer.poll(timeout_ms=1000).values():
+                out += [decode(r.value) for r in records]
+        return out
+    finally:
+        consumer.close()
+
+
+def _intake_report(client: dict, console: Console) -> str:
+    """Post one field-monitor report through the real HTTP intake; return the id it answered with."""
+    from tocsin.connectors.intake import IntakeConfig, Organisation, hash_token, serve
+
+    token = secrets.token_urlsafe(32)
+    config = IntakeConfig(
+        secret=secrets.token_hex(32),
+        port=0,
+        organisations={"demo-monitors": Organisation(token_sha256=hash_token(token))},
+    )
+    server = serve(config, client)
+    try:
+        body = json.dumps(
+            {
+                "title": "Demo field report: armed men set houses on fire in a village",
+                "description": "Submitted by the tocsin demo to show the intake path; not a real report.",
+                "event_time": "2020-11-15T08:30:00+00:00",
+                "country": "ETH",
+                "location_name": "Demo village",
+                "latitude": 13.4967,
+                "longitude": 39.4753,
+                "coarsen_km": 10,
+                "reporter": "demo monitor <monitor@example.org>",
+                "source_type": "FIELD_MONITOR",
+            }
+        ).encode()
+        request = urllib.request.Request(
+            f"{server.url}/v1/reports",
+            data=body,
+            method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.loads(response.read())
+            console.log(f"intake answered {response.status} with report id {answer['id']}")
+            return answer["id"]
+    finally:
+        server.stop()
+
+
+def run_demo(bootstrap: str | None = None, speed: float | None = None) -> int:
+    from tocsin.connectors import reliefweb, rss
+    from tocsin.connectors.ingest import ingest_gdelt, ingest_ucdp
+    from tocsin.kafka.local_broker import KAFKA_VERSION, LocalBroker, free_port
+    from tocsin.kafka.topics import create_topics, load_topics
+    from tocsin.sample_data import SAMPLE_DIR
+
+    console = Console()
+    broker = None
+    data_dir = None
+    if bootstrap is None:
+        cache = Path(os.environ.get("TOCSIN_CACHE", ".cache")).resolve()
+        data_dir = Path(tempfile.mkdtemp(prefix="tocsin-demo-kafka-"))
+        broker = LocalBroker(
+            libs_dir=cache / f"kafka-{KAFKA_VERSION}" / "libs",
+            data_dir=data_dir,
+            port=free_port(),
+            controller_port=free_port(),
+        )
+        console.rule("[bold]tocsin demo")
+        console.log(f"starting a local Kafka {KAFKA_VERSION} broker (KRaft, single node)")
+        broker.start()
+        bootstrap = broker.bootstrap_servers
+    client = KafkaSettings(bootstrap_servers=bootstrap).client_config()
+    try:
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(**client)
+        try:
+            created = create_topics(admin, load_topics())
+        finally:
+            admin.close()
+        console.log(
+            f"topics ready on {bootstrap}: {len(created)} ({sum(v == 'created' for v in created.values())} "
+            "created)"
+        )
+
+        results = {}
+        console.log("connector: UCDP GED (conflict events)")
+        results["ucdp-ged"] = ingest_ucdp(
+            SAMPLE_DIR / "ucdp_ged" / "ucdpged_23_1_excerpt300.csv", client, speed=speed
+        )
+        console.log("connector: GDELT 2.0 (15-minute event exports)")
+        results["gdelt2"] = ingest_gdelt(client, directory=SAMPLE_DIR / "gdelt2", speed=speed)
+        console.log("connector: RSS/Atom feeds")
+        feeds = [
+            (SAMPLE_DIR / "news" / name).as_uri()
+            for name in (
+                "reliefweb_updates_ukraine_2020-09-17.rss.xml",
+                "emm_newsbrief_en_2022-06-21.rss.xml",
+            )
+        ]
+        feed_counts = rss.run_feeds(feeds, client, once=True)
+        results["rss"] = {
+            "produced": sum(c["produced"] for c in feed_counts.values()),
+            "dead_letter": sum(c["dead_letter"] for c in feed_counts.values()),
+        }
+        console.log("connector: ReliefWeb API (saved response)")
+        results["reliefweb"] = reliefweb.run_reliefweb(
+            str(SAMPLE_DIR / "news" / "reliefweb_v1_reports_page1_2020-09.json"), client
+        )
+        console.log("connector: HTTP intake (one field-monitor report)")
+        report_id = _intake_report(client, console)
+
+        incidents = _read_committed(client, "tocsin.incidents.raw.v1")
+        news = _read_committed(client, "tocsin.news.raw.v1")
+        dead = _read_committed(client, "tocsin.deadletter.v1")
+        table = Table(title="What landed on Kafka")
+        table.add_column("source")
+        table.add_column("produced this run", justify="right")
+        table.add_column("dead letters", justify="right")
+        for name, counts in results.items():
+            table.add_row(name, str(counts.get("produced", 0)), str(counts.get("dead_letter", 0)))
+        table.add_row("intake", "1", "0")
+        console.print(table)
+        by_country = collections.Counter(r["country"] for r in incidents if r["country"])
+        top = ", ".join(f"{c} {n}" for c, n in by_country.most_common(8))
+        console.print(f"tocsin.incidents.raw.v1: {len(incidents)} incident reports; most by country: {top}")
+        console.print(
+            f"tocsin.news.raw.v1: {len(news)} news items; tocsin.deadletter.v1: {len(dead)} dead letters"
+        )
+        intake = next(r for r in incidents if r["id"] == report_id)
+        console.print(
+            f"intake report {report_id}: reporter pseudonym {intake['reporter'][:16]}..., "
+            f"coordinates coarsened to ({intake['latitude']:.3f}, {intake['longitude']:.3f})"
+        )
+        console.print(f"[bold]Coming next[/bold]: {NEXT}.")
+        return 0
+    finally:
+        if broker is not None:
+            broker.stop()
+            console.log("local broker stopped")
+            shutil.rmtree(data_dir, ignore_errors=True)
