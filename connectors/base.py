@@ -107,29 +107,12 @@ class ConnectorSink:
 
     def load_cursor(self) -> dict | None:
         """The last committed cursor of this instance, or None on a first run."""
-        from kafka import KafkaConsumer, TopicPartition
-
+        from tocsin.kafka.read import read_topic
         from tocsin.serde.avro import decode
 
-        consumer = KafkaConsumer(isolation_level="read_committed", enable_auto_commit=False, **self.client)
-        try:
-            partitions = consumer.partitions_for_topic(self.state_topic)
-            if not partitions:
-                raise RuntimeError(f"topic {self.state_topic} does not exist: run `tocsin topics create`")
-            tps = [TopicPartition(self.state_topic, p) for p in partitions]
-            consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
-            end = consumer.end_offsets(tps)
-            latest = None
-            key = self.instance.encode()
-            while any(consumer.position(tp) < end[tp] for tp in tps):
-                for records in consumer.poll(timeout_ms=1000).values():
-                    for record in records:
-                        if record.key == key and record.value is not None:
-                            latest = decode(record.value, self.cursor_schema)
-        finally:
-            consumer.close()
-        return json.loads(latest["cursor_json"]) if latest else None
+        key = self.instance.encode()
+        mine = [r for r in read_topic(self.client, self.state_topic) if r.key == key and r.value is not None]
+        return json.loads(decode(mine[-1].value, self.cursor_schema)["cursor_json"]) if mine else None
 
     def write_batch(self, batch: Batch, cursor: dict, *, source: str | None = None) -> tuple[int, int]:
         """Commit the batch's records, dead letters and the cursor after them, atomically.

@@ -15,6 +15,7 @@ import json
 
 import apache_beam as beam
 from apache_beam.transforms import window
+
 from tocsin.pipelines.io.commit import CommitWhenDurable
 from tocsin.pipelines.io.kafka_sink import OutRecord, WriteToKafka
 from tocsin.pipelines.io.kafka_source import DEAD_LETTER, LATE, PROGRESS, ReadFromKafka, SourceConfig

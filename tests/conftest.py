@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+# The project's shared real data sits beside the checkout; TOCSIN_SHARED_DATA points elsewhere.
+DATA = Path(os.environ.get("TOCSIN_SHARED_DATA", ROOT.parent / "shared" / "data"))
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

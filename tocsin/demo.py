@@ -28,24 +28,11 @@ NEXT = (
 )
 
 
-def _read_committed(client: dict, topic: str) -> list:
-    from kafka import KafkaConsumer, TopicPartition
-
+def _read_committed(client: dict, topic: str) -> list[dict]:
+    from tocsin.kafka.read import read_topic
     from tocsin.serde.avro import decode
 
-    consumer = KafkaConsumer(isolation_level="read_committed", enable_auto_commit=False, **client)
-    try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        out = []
-        while any(consumer.position(tp) < end[tp] for tp in tps):
-            for records in consumer.poll(timeout_ms=1000).values():
-                out += [decode(r.value) for r in records]
-        return out
-    finally:
-        consumer.close()
+    return [decode(r.value) for r in read_topic(client, topic)]
 
 
 def _intake_report(client: dict, console: Console) -> str:

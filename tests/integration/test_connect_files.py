@@ -15,11 +15,11 @@ import time
 import zipfile
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 from typer.testing import CliRunner
 
 from tests.conftest import DATA, ROOT, wait_for
 from tocsin.cli import app
+from tocsin.kafka.read import read_topic
 from tocsin.serde.avro import decode
 
 pytestmark = pytest.mark.integration
@@ -30,19 +30,7 @@ GDELT = DATA / "gdelt2" / "export_15min"
 
 def read_all(bootstrap: str, topic: str) -> list[tuple[bytes, dict]]:
     """Every committed record of a topic, decoded (read_committed, as every tocsin consumer reads)."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
-    )
-    tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    end = consumer.end_offsets(tps)
-    out = []
-    while any(consumer.position(tp) < end[tp] for tp in tps):
-        for records in consumer.poll(timeout_ms=1000).values():
-            out += [(r.key, decode(r.value)) for r in records]
-    consumer.close()
-    return out
+    return [(r.key, decode(r.value)) for r in read_topic({"bootstrap_servers": bootstrap}, topic)]
 
 
 @pytest.fixture

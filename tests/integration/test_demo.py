@@ -12,7 +12,13 @@ pytestmark = pytest.mark.integration
 def test_demo_ingests_the_bundled_sample_data(bootstrap, capsys):
     assert run_demo(bootstrap) == 0
     out = " ".join(capsys.readouterr().out.split())
-    for row in ("ucdp-ged │ 300 │ 0", "gdelt2 │ 931 │ 0", "rss │ 8 │ 0", "reliefweb │ 4 │ 0", "intake │ 1 │ 0"):
+    for row in (
+        "ucdp-ged │ 300 │ 0",
+        "gdelt2 │ 931 │ 0",
+        "rss │ 8 │ 0",
+        "reliefweb │ 4 │ 0",
+        "intake │ 1 │ 0",
+    ):
         assert row in out
     assert "tocsin.incidents.raw.v1: 1232 incident reports" in out
     assert "tocsin.news.raw.v1: 12 news items" in out

@@ -8,11 +8,11 @@ import socket
 
 import pytest
 import structlog
-from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import REGISTRY
 
 from tocsin.connectors.intake import IntakeConfig, hash_token, pseudonym, serve
 from tocsin.kafka.local_broker import free_port
+from tocsin.kafka.read import read_topic
 from tocsin.serde.avro import decode, default_registry
 
 pytestmark = pytest.mark.integration
@@ -83,17 +83,7 @@ def raw_request(server, headers: bytes) -> str:
 
 
 def all_messages(bootstrap: str, topic: str) -> list:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning(*partitions)
-    end = consumer.end_offsets(partitions)
-    messages = []
-    while any(consumer.position(tp) < end[tp] for tp in partitions):
-        for batch in consumer.poll(timeout_ms=1000).values():
-            messages.extend(batch)
-    consumer.close()
-    return messages
+    return read_topic({"bootstrap_servers": bootstrap}, topic)
 
 
 def requests_with(status: int) -> float:
