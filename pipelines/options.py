@@ -46,6 +46,15 @@ class KafkaOptions(PipelineOptions):
             help="Seconds of event-time disorder tolerated before a record counts as late",
         )
         add(
+            "--source-shards",
+            "--source_shards",
+            dest="source_shards",
+            type=int,
+            default=1,
+            help="Kafka readers, each serving a share of the partitions (more only on a distributed runner "
+            "such as Flink; on Prism keep 1, see ReadFromKafka)",
+        )
+        add(
             "--dead-letter-topic",
             "--dead_letter_topic",
             dest="dead_letter_topic",

@@ -99,3 +99,37 @@ def test_missing_prism_says_how_to_get_it(monkeypatch, tmp_path):
     monkeypatch.setenv("TOCSIN_PRISM_LOCATION", str(tmp_path / "absent"))
     with pytest.raises(FileNotFoundError, match="run `make prism`"):
         streaming_options([])
+
+
+def test_kafka_pipeline_options_parse_with_dashes_or_underscores():
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from tocsin.pipelines.options import KafkaOptions, kafka_client_config
+
+    opts = PipelineOptions(
+        [
+            "--bootstrap-servers=k1:9092,k2:9092",
+            "--group-id=g",
+            "--start=timestamp:1600000000000",
+            "--idle_timeout=3",
+            "--source-shards=2",
+            "--kafka-security-protocol=SASL_SSL",
+            "--kafka-sasl-mechanism=SCRAM-SHA-512",
+            "--kafka-sasl-username=u",
+            "--kafka-sasl-password=p",
+        ]
+    ).view_as(KafkaOptions)
+    assert (opts.group_id, opts.start, opts.idle_timeout, opts.source_shards) == (
+        "g",
+        "timestamp:1600000000000",
+        3.0,
+        2,
+    )
+    assert kafka_client_config(opts) == {
+        "bootstrap_servers": ["k1:9092", "k2:9092"],
+        "security_protocol": "SASL_SSL",
+        "client_id": "tocsin",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "u",
+        "sasl_plain_password": "p",
+    }
