@@ -114,20 +114,26 @@ def consumed(port: int) -> float:
     return total
 
 
-def peak_rss_mb(pgid: int) -> float:
-    total = 0
+def peak_rss_mb(pgid: int) -> dict[str, float]:
+    """Peak RSS (VmHWM) of each process of the pipeline's group, by command name, in MiB."""
+    peaks: dict[str, float] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             if os.getpgid(int(entry.name)) != pgid:
                 continue
-            for line in (entry / "status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1])
-        except (OSError, ProcessLookupError):
+            status = (entry / "status").read_text().splitlines()
+            name = next(line.split()[1] for line in status if line.startswith("Name:"))
+            hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+            peaks[name] = peaks.get(name, 0) + hwm / 1024
+        except (OSError, ProcessLookupError, StopIteration):
             continue
-    return total / 1024
+    return peaks
+
+
+def _merge(a: dict, b: dict) -> dict:
+    return {k: max(a.get(k, 0), b.get(k, 0)) for k in a.keys() | b.keys()}
 
 
 def run_pipeline(bootstrap: str, topic: str, out_topic: str, expected: dict[str, int], events: int) -> dict:
@@ -170,7 +176,7 @@ def run_pipeline(bootstrap: str, topic: str, out_topic: str, expected: dict[str,
     latest: dict[str, int] = {}
     first_read = None
     done_at = None
-    rss = 0.0
+    rss: dict[str, float] = {}
     deadline = time.monotonic() + 900
     try:
         with Progress(console=console, transient=True) as progress:
@@ -183,12 +189,12 @@ def run_pipeline(bootstrap: str, topic: str, out_topic: str, expected: dict[str,
                 for message in reader:
                     value = json.loads(message.value)
                     latest[message.key.decode()] = value["count"]
-                rss = max(rss, peak_rss_mb(proc.pid))
+                rss = _merge(rss, peak_rss_mb(proc.pid))
                 if all(latest.get(k) == v for k, v in expected.items()):
                     done_at = time.perf_counter()
                     break
     finally:
-        rss = max(rss, peak_rss_mb(proc.pid))
+        rss = _merge(rss, peak_rss_mb(proc.pid))
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         reader.close()
@@ -198,7 +204,8 @@ def run_pipeline(bootstrap: str, topic: str, out_topic: str, expected: dict[str,
         "events_per_s": events / (done_at - first_read),
         "seconds": done_at - first_read,
         "windows": len(expected),
-        "peak_rss_mb": rss,
+        "peak_rss_mb": sum(rss.values()),
+        "peak_rss_mb_by_process": {k: round(v) for k, v in rss.items()},
     }
 
 
@@ -245,6 +252,7 @@ def main() -> None:
         "pipeline_seconds": round(pipe["seconds"], 2),
         "windows_checked": pipe["windows"],
         "pipeline_peak_rss_mb": round(pipe["peak_rss_mb"]),
+        "pipeline_peak_rss_mb_by_process": pipe["peak_rss_mb_by_process"],
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "runner": "PrismRunner",
