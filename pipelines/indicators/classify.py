@@ -1,0 +1,237 @@
+"""Classify one observation against the indicator catalogue: pure functions, matchers compiled once.
+
+`classify(catalogue, observation)` returns a `Match(indicator_id, weight, reasons)` for each enabled indicator
+the observation meets, in catalogue order. An indicator matches when any of its rules does:
+
+- cameo: one of its event, base or root codes is among the observation's `event_codes` ('cameo:1821',
+  'cameo-base:182', 'cameo-root:18'; base and root are also derived from a bare event code), and, with
+  `goldstein_max`, the observation's Goldstein score is known and at most that ceiling;
+- ucdp: `violence_type` is one of `ucdp_violence_types` and `fatalities` reaches `min_deaths` if set;
+- keywords: a term of the indicator's lexicons for the observation's language (every language when the
+  observation has none) occurs in its title or text, on word boundaries, case and accents folded.
+
+Each reason says exactly why: "cameo:202 Engage in mass killings", "goldstein -10 <= -9",
+"ucdp violence type 3 with 12 deaths", "keyword 'déplacés' (fr)" (the words as written in the text).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
+
+from tocsin.pipelines.indicators.catalogue import Catalogue, Indicator, Term
+
+APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00b4": "'"})
+
+
+class Match(NamedTuple):
+    indicator_id: str
+    weight: float
+    reasons: list[str]
+
+
+def fold(text: str) -> str:
+    """Casefold, strip accents (NFKD, combining marks dropped) and make typographic apostrophes ASCII."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold().translate(APOSTROPHES))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@lru_cache(maxsize=4096)
+def _fold_char(char: str) -> str:
+    return fold(char)
+
+
+def fold_with_offsets(text: str) -> tuple[str, list[int] | None]:
+    """The folded text and, for non-ASCII text, the index in `text` of each folded character."""
+    if text.isascii():
+        return text.lower(), None
+    out: list[str] = []
+    offsets: list[int] = []
+    for index, char in enumerate(text):
+        folded = char.lower() if char.isascii() else _fold_char(char)
+        out.append(folded)
+        offsets.extend([index] * len(folded))
+    return "".join(out), offsets
+
+
+def _original(text: str, offsets: list[int] | None, start: int, end: int) -> str:
+    if offsets is not None:
+        start, end = offsets[start], offsets[end - 1] + 1
+    return " ".join(text[start:end].split())
+
+
+# ---------------------------------------------------------------------------------------------- compiling
+
+
+def _term_regex(term: str) -> str:
+    words = term.replace("-", " ").split()
+    parts = [re.escape(w[:-1]) + r"\w*" if w.endswith("*") else re.escape(w) for w in words]
+    return r"[\s\-]+".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageMatcher:
+    regex: re.Pattern
+    groups: tuple[tuple[str, str], ...]  # (group name, reason template)
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorMatcher:
+    id: str
+    weight: float
+    cameo: tuple[dict[str, str], ...]  # record code -> description; event, base, root
+    goldstein_max: float | None
+    violence_types: frozenset[int]
+    min_deaths: int | None
+    languages: dict[str, LanguageMatcher]
+
+
+def _language_matcher(language: str, terms: tuple[Term, ...], patterns: list[str]) -> LanguageMatcher | None:
+    alternatives: list[str] = []
+    groups: list[tuple[str, str]] = []
+    by_origin: dict[str | None, list[str]] = {}
+    for term in terms:
+        by_origin.setdefault(term.origin, []).append(term.text)
+    for number, (origin, texts) in enumerate(by_origin.items()):
+        body = "|".join(_term_regex(t) for t in sorted(texts, key=lambda t: (-len(t), t)))
+        alternatives.append(f"(?P<t{number}>{body})")
+        label = f"({language})" if origin is None else f"({language}, {origin})"
+        groups.append((f"t{number}", "keyword '{span}' " + label))
+    for number, pattern in enumerate(patterns):
+        alternatives.append(f"(?P<p{number}>{pattern})")
+        groups.append((f"p{number}", f"pattern {pattern!r} matched '{{span}}' ({language})"))
+    if not alternatives:
+        return None
+    regex = re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)")
+    return LanguageMatcher(regex, tuple(groups))
+
+
+def compile_indicator(indicator: Indicator, terms: dict[str, tuple[Term, ...]]) -> IndicatorMatcher:
+    rules = indicator.match
+    cameo: tuple[dict[str, str], ...] = ()
+    if rules.cameo is not None:
+        cameo = (
+            {f"cameo:{c}": d for c, d in rules.cameo.event.items()},
+            {f"cameo-base:{c}": d for c, d in rules.cameo.base.items()},
+            {f"cameo-root:{c}": d for c, d in rules.cameo.root.items()},
+        )
+        cameo = tuple(level for level in cameo if level)
+    languages = {}
+    for language, keywords in rules.keywords.items():
+        matcher = _language_matcher(language, terms.get(language, ()), keywords.patterns)
+        if matcher is not None:
+            languages[language] = matcher
+    return IndicatorMatcher(
+        id=indicator.id,
+        weight=indicator.weight,
+        cameo=cameo,
+        goldstein_max=rules.goldstein_max,
+        violence_types=frozenset(rules.ucdp_violence_types),
+        min_deaths=rules.min_deaths,
+        languages=languages,
+    )
+
+
+def matchers(catalogue: Catalogue) -> tuple[IndicatorMatcher, ...]:
+    """The compiled matchers of the enabled indicators, built once per catalogue."""
+    if catalogue._matchers is None:
+        catalogue._matchers = tuple(
+            compile_indicator(i, catalogue.terms(i.id)) for i in catalogue.indicators if i.enabled
+        )
+    return catalogue._matchers
+
+
+# ---------------------------------------------------------------------------------------------- matching
+
+
+def cameo_codes(event_codes) -> set[str]:
+    """The observation's CAMEO codes, with the base and root derived from each full event code."""
+    codes = set()
+    for code in event_codes or ():
+        codes.add(code)
+        if code.startswith("cameo:"):
+            digits = code[6:]
+            if len(digits) >= 3:
+                codes.add(f"cameo-base:{digits[:3]}")
+            if len(digits) >= 2:
+                codes.add(f"cameo-root:{digits[:2]}")
+    return codes
+
+
+def _deaths(n: int) -> str:
+    return f"{n} death" if n == 1 else f"{n} deaths"
+
+
+class _Texts:
+    """The observation's title and text, folded once and shared by every indicator."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, observation: dict):
+        fields = []
+        seen = set()
+        for name in ("title", "text"):
+            value = observation.get(name)
+            if value and value not in seen:
+                seen.add(value)
+                folded, offsets = fold_with_offsets(value)
+                fields.append((value, folded, offsets))
+        self.fields = fields
+
+
+def _keyword_reasons(matcher: LanguageMatcher, texts: _Texts) -> list[str]:
+    """One reason per distinct term found (case and accent variants of a term count once)."""
+    reasons: list[str] = []
+    seen: set[str] = set()
+    for original, folded, offsets in texts.fields:
+        for found in matcher.regex.finditer(folded):
+            for name, template in matcher.groups:
+                if found.group(name) is not None:
+                    key = " ".join(found.group(name).split())
+                    if key not in seen:
+                        seen.add(key)
+                        span = _original(original, offsets, *found.span(name))
+                        reasons.append(template.format(span=span))
+                    break
+    return reasons
+
+
+def classify(catalogue: Catalogue, observation: dict) -> list[Match]:
+    compiled = matchers(catalogue)
+    codes = cameo_codes(observation.get("event_codes"))
+    goldstein = observation.get("goldstein")
+    violence = observation.get("violence_type")
+    deaths = observation.get("fatalities") or 0
+    language = (observation.get("language") or "").lower()[:2] or None
+    texts = _Texts(observation) if (observation.get("title") or observation.get("text")) else None
+    out: list[Match] = []
+    for m in compiled:
+        reasons: list[str] = []
+        if codes and m.cameo:
+            hit = level = None
+            for level in m.cameo:  # the most specific level first: event, base, root
+                hit = next((c for c in level if c in codes), None)
+                if hit is not None:
+                    break
+            if hit is not None:
+                if m.goldstein_max is None:
+                    reasons.append(f"{hit} {level[hit]}")
+                elif goldstein is not None and goldstein <= m.goldstein_max:
+                    reasons.append(f"{hit} {level[hit]}")
+                    reasons.append(f"goldstein {goldstein:g} <= {m.goldstein_max:g}")
+        if violence is not None and violence in m.violence_types:
+            if m.min_deaths is None or deaths >= m.min_deaths:
+                reasons.append(f"ucdp violence type {violence} with {_deaths(deaths)}")
+        if texts is not None and m.languages:
+            if language is None:
+                chosen = list(m.languages.values())
+            else:
+                chosen = [m.languages[language]] if language in m.languages else []
+            for lang_matcher in chosen:
+                reasons.extend(_keyword_reasons(lang_matcher, texts))
+        if reasons:
+            out.append(Match(m.id, m.weight, list(dict.fromkeys(reasons))))
+    return out
