@@ -586,6 +586,12 @@ class IntakeHandler(BaseHTTPRequestHandler):
 
     def _reply(self, status: int, payload: dict, headers: dict | None = None, **context: Any) -> None:
         body = json.dumps(payload).encode()
+        # Counted and logged before the answer leaves, so whoever got the answer sees the metric and log.
+        REQUESTS.labels(str(status)).inc()
+        fields = {"method": self.command, "path": self.path, "status": status, **context}
+        if status >= 400 and "errors" in payload:
+            fields["errors"] = [e.split(":", 1)[0] for e in payload["errors"]]  # field paths only
+        log.info("intake request", **fields)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -593,11 +599,6 @@ class IntakeHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
-        REQUESTS.labels(str(status)).inc()
-        fields = {"method": self.command, "path": self.path, "status": status, **context}
-        if status >= 400 and "errors" in payload:
-            fields["errors"] = [e.split(":", 1)[0] for e in payload["errors"]]  # field paths only
-        log.info("intake request", **fields)
         if self.command == "POST" and not self._body_read:
             self._linger()
 
