@@ -38,22 +38,21 @@ def topics(make_topic):
     return {"topic": make_topic("incidents", 3), "dlq": make_topic("dlq"), "state": make_topic("state")}
 
 
+def topic_flags(bootstrap: str, topics: dict) -> list[str]:
+    return [
+        "-b",
+        bootstrap,
+        "--topic",
+        topics["topic"],
+        "--dead-letter-topic",
+        topics["dlq"],
+        "--state-topic",
+        topics["state"],
+    ]
+
+
 def connect(bootstrap, topics, *args) -> str:
-    result = CliRunner().invoke(
-        app,
-        [
-            "connect",
-            *args,
-            "-b",
-            bootstrap,
-            "--topic",
-            topics["topic"],
-            "--dead-letter-topic",
-            topics["dlq"],
-            "--state-topic",
-            topics["state"],
-        ],
-    )
+    result = CliRunner().invoke(app, ["connect", *args, *topic_flags(bootstrap, topics)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     return result.stdout
 
@@ -186,14 +185,7 @@ def test_replay_killed_midway_and_restarted_holds_each_record_once(bootstrap, to
         "gdelt",
         "--dir",
         str(GDELT),
-        "-b",
-        bootstrap,
-        "--topic",
-        topics["topic"],
-        "--dead-letter-topic",
-        topics["dlq"],
-        "--state-topic",
-        topics["state"],
+        *topic_flags(bootstrap, topics),
         "--batch-size",
         "50",
         "--speed",

@@ -108,41 +108,29 @@ def test_naive_datetimes_are_rejected():
     assert caught.value.errors == ["at: datetime must be timezone-aware"]
 
 
-def _evolved(name: str, mutate) -> dict:
-    raw = json.loads((SCHEMA_DIR / f"{name}.avsc").read_text())
+def response_v1_and_v2() -> tuple[Schema, Schema]:
+    """Response as shipped, and a v2 that adds a field with a default (a compatible change)."""
+    raw = json.loads((SCHEMA_DIR / "response.avsc").read_text())
     new = copy.deepcopy(raw)
-    mutate(new)
-    return raw, new
+    new["fields"].append({"name": "channel", "type": "string", "default": "api", "doc": "How it arrived."})
+    return Schema.from_json(raw), Schema.from_json(new)
 
 
 def test_old_writer_new_reader_fills_defaults():
-    old_raw, new_raw = _evolved(
-        "response",
-        lambda s: s["fields"].append(
-            {"name": "channel", "type": "string", "default": "api", "doc": "How the response arrived."}
-        ),
-    )
-    old, new = Schema.from_json(old_raw), Schema.from_json(new_raw)
+    old, new = response_v1_and_v2()
     registry = SchemaRegistry()
     registry.add(old, current=False)
     registry.add(new)
-    message = encode(old, fixture("Response"))
-    decoded = decode(message, new, registry)
+    decoded = decode(encode(old, fixture("Response")), new, registry)
     assert decoded["channel"] == "api"
     assert decoded["alert_id"] == "alert:civilian-killings|SWZ"
 
 
 def test_new_writer_old_reader_ignores_added_fields():
-    old_raw, new_raw = _evolved(
-        "response",
-        lambda s: s["fields"].append(
-            {"name": "channel", "type": "string", "default": "api", "doc": "How the response arrived."}
-        ),
-    )
-    old, new = Schema.from_json(old_raw), Schema.from_json(new_raw)
+    old, new = response_v1_and_v2()
     registry = SchemaRegistry()
     registry.add(old)
-    registry.add_writer(new_raw)
+    registry.add(new, current=False)
     record = fixture("Response") | {"channel": "sms"}
     decoded = decode(encode(new, record), old, registry)
     assert "channel" not in decoded
