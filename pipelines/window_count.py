@@ -16,7 +16,7 @@ import json
 import apache_beam as beam
 from apache_beam.transforms import window
 
-from tocsin.pipelines.io.commit import CommitWhenDurable
+from tocsin.pipelines.io.commit import CommitWhenDurable, resume_floor
 from tocsin.pipelines.io.kafka_sink import OutRecord, WriteToKafka
 from tocsin.pipelines.io.kafka_source import DEAD_LETTER, LATE, PROGRESS, ReadFromKafka, SourceConfig
 from tocsin.pipelines.options import KafkaOptions, kafka_client_config
@@ -25,9 +25,10 @@ from tocsin.pipelines.options import KafkaOptions, kafka_client_config
 class CountPerKeyInWindows(beam.PTransform):
     """KafkaRecord -> OutRecord: the number of records per key in each fixed event-time window."""
 
-    def __init__(self, window_seconds: float):
+    def __init__(self, window_seconds: float, emit_after_ms: int | None = None):
         super().__init__()
         self.window_seconds = window_seconds
+        self.emit_after_ms = emit_after_ms
 
     def expand(self, records):
         return (
@@ -35,14 +36,19 @@ class CountPerKeyInWindows(beam.PTransform):
             | "Key" >> beam.Map(lambda r: ((r.key or b"").decode("utf-8", "replace"), 1))
             | "Window" >> beam.WindowInto(window.FixedWindows(self.window_seconds))
             | "Count" >> beam.CombinePerKey(sum)
-            | "Format" >> beam.ParDo(_FormatCount())
+            | "Format" >> beam.ParDo(_FormatCount(self.emit_after_ms))
         )
 
 
 class _FormatCount(beam.DoFn):
+    def __init__(self, emit_after_ms: int | None = None):
+        self.emit_after_ms = emit_after_ms
+
     def process(self, kv, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
         key, count = kv
         start_ms, end_ms = win.start.micros // 1000, win.end.micros // 1000
+        if self.emit_after_ms is not None and end_ms <= self.emit_after_ms:
+            return  # final and written before a restart (see commit.py)
         value = {
             "key": key,
             "window_start": start_ms,
@@ -54,21 +60,28 @@ class _FormatCount(beam.DoFn):
 
 
 class LateToDeadLetter(beam.PTransform):
-    """Records older than their partition's watermark become DeadLetter records with the reason."""
+    """Records the source found too far behind their partition's watermark, as DeadLetter records."""
 
-    def __init__(self, stage: str):
+    def __init__(self, stage: str, allowed_lateness_s: float = 0.0, reason: str = "late"):
         super().__init__()
         self.stage = stage
+        self.allowed_lateness_s = allowed_lateness_s
+        self.reason = reason
 
     def expand(self, late):
         from tocsin.serde.dead_letter import dead_letter
 
-        stage = self.stage
+        stage, reason = self.stage, self.reason
+        behind = (
+            f"more than {self.allowed_lateness_s:g} s (the allowed lateness) behind the watermark"
+            if self.allowed_lateness_s
+            else "behind the watermark"
+        )
         return late | "AsDeadLetter" >> beam.Map(
             lambda r: dead_letter(
                 stage=stage,
-                reason="late",
-                errors=[f"event time {r.timestamp_ms} ms is behind the watermark"],
+                reason=reason,
+                errors=[f"event time {r.timestamp_ms} ms is {behind}"],
                 source=r.topic,
                 partition=r.partition,
                 offset=r.offset,
@@ -90,6 +103,10 @@ class EncodeDeadLetters(beam.PTransform):
         return letters | "Encode" >> beam.Map(encode)
 
 
+def default_group_id(output_topic: str) -> str:
+    return f"tocsin.window-count.{output_topic}"
+
+
 def build(
     pipeline,
     opts,
@@ -98,12 +115,13 @@ def build(
     output_topic: str,
     window_seconds: float,
     decode=None,
+    emit_after_ms: int | None = None,
 ):
     config = SourceConfig(
         decode=decode,
         client=client,
         topics=tuple(input_topics),
-        group_id=opts.group_id or f"tocsin.window-count.{output_topic}",
+        group_id=opts.group_id or default_group_id(output_topic),
         start=opts.start,
         idle_timeout=opts.idle_timeout,
         max_out_of_orderness=opts.max_out_of_orderness,
@@ -112,7 +130,7 @@ def build(
     read = pipeline | "Read" >> ReadFromKafka(config)
     written = (
         read.records
-        | "CountPerKey" >> CountPerKeyInWindows(window_seconds)
+        | "CountPerKey" >> CountPerKeyInWindows(window_seconds, emit_after_ms)
         | "WriteCounts" >> WriteToKafka(client, output_topic)
     )
     _ = (
@@ -170,15 +188,19 @@ def run(argv: list[str] | None = None) -> None:
         from tocsin.pipelines.io.decoders import AvroWithEventTime
 
         decode = AvroWithEventTime(known.value_schema, known.event_time_field)
+    client = kafka_client_config(opts)
+    group_id = opts.group_id or default_group_id(known.output_topic)
+    emit_after = resume_floor(client, group_id, known.input_topics) if opts.start == "committed" else None
     with beam.Pipeline(options=options) as pipeline:
         build(
             pipeline,
             opts,
-            kafka_client_config(opts),
+            client,
             known.input_topics,
             known.output_topic,
             known.window_seconds,
             decode,
+            emit_after,
         )
 
 

@@ -202,6 +202,18 @@ def pipeline_window_count(ctx: typer.Context) -> None:
     run(list(ctx.args))
 
 
+@pipeline_app.command(
+    "indicators",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def pipeline_indicators(ctx: typer.Context) -> None:
+    """Raw incidents and news -> observations -> windowed indicator signals; --help for options."""
+    from tocsin.pipelines.indicators.job import run
+
+    run(list(ctx.args))
+
+
 @app.command()
 def demo(
     bootstrap: Bootstrap = None,

@@ -34,3 +34,20 @@ class AvroWithEventTime:
 
     def __getstate__(self):
         return {"schema_name": self.schema_name, "field": self.field, "_reader": None}
+
+
+class RawToObservation:
+    """Decode a raw IncidentReport or NewsItem (by its writer schema) and normalise it to an observation.
+
+    Normalising in the source saves a pipeline step per record; a record that cannot be normalised is a
+    dead letter with reason normalise-error and every error found.
+    """
+
+    def __call__(self, value: bytes):
+        from tocsin.pipelines.indicators.normalise import normalise
+        from tocsin.serde.avro import decode, default_registry, writer_fingerprint
+
+        record = decode(value)
+        schema = default_registry().by_fingerprint[writer_fingerprint(value)]
+        observation = normalise(schema.name.rsplit(".", 1)[-1], record)
+        return observation, observation["event_time"]

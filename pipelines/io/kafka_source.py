@@ -58,12 +58,14 @@ class KafkaRecord(NamedTuple):
 
 
 class Progress(NamedTuple):
-    """All records of (topic, partition) below `next_offset` have event time <= `max_event_ms`."""
+    """All records of (topic, partition) below `next_offset` have event time <= `max_event_ms`, and the
+    records from `next_offset` on were read with the partition at watermark `watermark_ms` or later."""
 
     topic: str
     partition: int
     next_offset: int
     max_event_ms: int
+    watermark_ms: int
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ class SourceConfig:
     # With start=committed and nothing committed yet for the group: where to begin.
     start_if_uncommitted: str = "earliest"
     max_out_of_orderness: float = 5.0
+    # Records up to this much behind their partition's watermark still go to the windows (as late data
+    # that updates a window within the pipeline's allowed lateness); older ones go to the `late` output.
+    allowed_lateness: float = 0.0
     idle_timeout: float = 10.0
     poll_timeout: float = 0.2
     max_records_per_call: int = 50_000
@@ -330,6 +335,7 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
         consumer = self._consumer_at(restriction.positions)
         decode = config.decode
         part_wm = watermark.partition_watermarks()  # only advance() below moves them
+        lateness_ms = int(config.allowed_lateness * 1000)
         batch_max = dict(part_wm)
         next_offsets = {}
         emitted = 0
@@ -342,6 +348,7 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
                 key = (tp.topic, tp.partition)
                 wm_ms = part_wm[key]
                 wm_ts = Timestamp(micros=max(wm_ms, 0) * 1000)
+                too_late_ms = wm_ms - lateness_ms
                 high = batch_max[key]
                 late = 0
                 # One claim per batch: the whole batch is emitted in this call (claiming per record
@@ -360,7 +367,7 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
                             yield beam.pvalue.TaggedOutput(
                                 DEAD_LETTER,
                                 beam.window.TimestampedValue(
-                                    _dead_letter(record, "decode-error", [f"{type(exc).__name__}: {exc}"]),
+                                    _dead_letter(record, _reason(exc), _errors(exc)),
                                     wm_ts,
                                 ),
                             )
@@ -374,7 +381,7 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
                         event_ms,
                         tuple(record.headers or ()),
                     )
-                    if event_ms < wm_ms:
+                    if event_ms < too_late_ms:
                         late += 1
                         # The raw bytes go to the dead-letter topic, not the decoded value.
                         late_record = out._replace(value=record.value)
@@ -401,11 +408,25 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
             yield beam.pvalue.TaggedOutput(
                 PROGRESS,
                 beam.window.TimestampedValue(
-                    Progress(topic, partition, offset, marker_ms), Timestamp(micros=marker_ms * 1000)
+                    Progress(topic, partition, offset, marker_ms, part_wm[(topic, partition)]),
+                    Timestamp(micros=marker_ms * 1000),
                 ),
             )
         # Checkpoint: the runner keeps what was emitted and the watermark, then calls again.
         tracker.defer_remainder(Duration.of(0 if emitted else config.poll_timeout))
+
+
+def _reason(exc: Exception) -> str:
+    """A decoder's exception may name its dead-letter reason (e.g. normalise-error)."""
+    reason = getattr(exc, "reason", None)
+    return reason if isinstance(reason, str) else "decode-error"
+
+
+def _errors(exc: Exception) -> list[str]:
+    errors = getattr(exc, "errors", None)
+    if isinstance(errors, list) and errors and all(isinstance(e, str) for e in errors):
+        return errors
+    return [f"{type(exc).__name__}: {exc}"]
 
 
 def _dead_letter(record, reason: str, errors: list[str]) -> dict:

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from tocsin.pipelines.io.commit import window_boundary_after
-from tocsin.pipelines.io.kafka_source import FLOOR_MS, ShardOffsets, ShardOffsetsTracker, ShardWatermark
+from tocsin.pipelines.io.commit import (
+    CommitWhenDurable,
+    choose_commits,
+    committable_at,
+    window_boundary_after,
+)
+from tocsin.pipelines.io.kafka_source import (
+    FLOOR_MS,
+    Progress,
+    ShardOffsets,
+    ShardOffsetsTracker,
+    ShardWatermark,
+)
 from tocsin.runners import streaming_options
 
 A, B = ("t", 0), ("t", 1)
@@ -133,3 +144,43 @@ def test_kafka_pipeline_options_parse_with_dashes_or_underscores():
         "sasl_plain_username": "u",
         "sasl_plain_password": "p",
     }
+
+
+H = 3_600_000
+DAY_MS = 24 * H
+
+
+def marker(partition: int, offset: int, max_event_ms: int, wm_ms: int = 0):
+    return Progress("t", partition, offset, max_event_ms, wm_ms)
+
+
+def test_a_sliding_window_commit_waits_for_the_last_window_holding_the_event_plus_lateness():
+    # 1-day windows every hour, 1 hour of lateness: an event at 00:30 is in windows ending 01:00 ... 24:00
+    assert committable_at(H // 2, DAY_MS, H, H) == DAY_MS + H
+    assert committable_at(H // 2, H, H, 0) == H  # fixed windows: the end of its own window
+
+
+def test_commits_take_per_partition_the_latest_marker_before_every_window_still_open():
+    markers = [marker(0, 10, 5 * H, wm_ms=4 * H), marker(0, 20, 30 * H), marker(1, 7, 2 * H, wm_ms=H)]
+    commits, emit_after, kept = choose_commits(
+        markers, fired_ms=30 * H, size_ms=DAY_MS, period_ms=H, lateness_ms=H
+    )
+    # windows ending at or before 29:00 are final; windows ending after it start at or after 06:00
+    assert emit_after == 29 * H
+    assert {k: (m.next_offset, m.watermark_ms) for k, m in commits.items()} == {
+        ("t", 0): (10, 4 * H),
+        ("t", 1): (7, H),
+    }
+    assert kept == [markers[1]]
+
+
+def test_nothing_is_committed_while_every_marker_still_feeds_an_open_window():
+    commits, _, kept = choose_commits(
+        [marker(0, 10, 5 * H)], fired_ms=20 * H, size_ms=DAY_MS, period_ms=H, lateness_ms=0
+    )
+    assert commits == {} and len(kept) == 1
+
+
+def test_several_window_specs_commit_for_the_largest_size_and_the_common_period():
+    commit = CommitWhenDurable.for_windows({}, "g", [(86_400, 3_600), (604_800, 86_400)], 7200)
+    assert (commit.size_ms, commit.period_ms, commit.lateness_ms) == (604_800_000, 3_600_000, 7_200_000)

@@ -41,6 +41,15 @@ def _has(argv: list[str], flag: str) -> bool:
 
 def streaming_options(argv: list[str]) -> PipelineOptions:
     """Pipeline options for a streaming job: the given flags, plus the local defaults they leave out."""
+    return _options(argv, streaming=True)
+
+
+def batch_options(argv: list[str]) -> PipelineOptions:
+    """Pipeline options for a bounded (batch) job on the same runners."""
+    return _options(argv, streaming=False)
+
+
+def _options(argv: list[str], streaming: bool) -> PipelineOptions:
     argv = list(argv)
     if not _has(argv, "--runner"):
         argv.append("--runner=PrismRunner")
@@ -54,6 +63,6 @@ def streaming_options(argv: list[str]) -> PipelineOptions:
             argv.append(f"--flink_job_server_jar={flink_job_server_jar()}")
     if runner in ("PrismRunner", "FlinkRunner") and not _has(argv, "--environment_type"):
         argv.append("--environment_type=LOOPBACK")  # SDK workers in this process: no docker needed
-    if not _has(argv, "--streaming"):
+    if streaming and not _has(argv, "--streaming"):
         argv.append("--streaming")
     return PipelineOptions(argv)

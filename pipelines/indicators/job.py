@@ -1,0 +1,364 @@
+"""`tocsin pipeline indicators`: raw incidents and news -> observations -> windowed indicator signals.
+
+Streaming (the default): read the raw topics with ReadFromKafka, normalising each record as it is decoded
+(records that cannot be normalised, and records later than the allowed lateness, go to the dead-letter
+topic with the reason), write every observation to tocsin.observations.v1 and every signal pane to
+tocsin.signals.v1 (keyed by signal id: a later pane replaces an earlier one), and commit offsets only once
+the windows they feed are durable.
+
+Batch (`--batch`, for replays and back-tests): the same transforms over files (`--from-file`: UCDP GED
+CSV, GDELT export files or directories of them) or over the raw topics as they are now; signals go to the
+signals topic or, with `--output-file`, to a JSON-lines file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import apache_beam as beam
+
+from tocsin.pipelines.indicators.catalogue import Catalogue, load_catalogue
+from tocsin.pipelines.indicators.normalise import NormaliseError, as_observation, normalise
+from tocsin.pipelines.indicators.transforms import DEAD_LETTER, IndicatorSignals, WindowSpec, parse_duration
+from tocsin.pipelines.io.commit import CommitWhenDurable, resume_floor
+from tocsin.pipelines.io.kafka_sink import OutRecord, WriteToKafka
+from tocsin.pipelines.io.kafka_source import LATE, PROGRESS, ReadFromKafka, SourceConfig
+from tocsin.pipelines.options import KafkaOptions, kafka_client_config
+from tocsin.pipelines.window_count import EncodeDeadLetters, LateToDeadLetter
+
+STAGE = "pipeline.indicators"
+DEFAULT_WINDOWS = ("1d/1h", "7d/1d")
+DEFAULT_INPUTS = ("tocsin.incidents.raw.v1", "tocsin.news.raw.v1")
+
+
+class Settings:
+    """What the job needs besides the Kafka options; plain values, so tests can build it directly."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        windows: list[WindowSpec],
+        allowed_lateness_s: float = 0.0,
+        early_count: int | None = None,
+        early_seconds: float | None = None,
+        by_region: bool = True,
+        input_topics: tuple[str, ...] = DEFAULT_INPUTS,
+        observations_topic: str | None = "tocsin.observations.v1",
+        signals_topic: str = "tocsin.signals.v1",
+    ):
+        self.catalogue = catalogue
+        self.windows = windows
+        self.allowed_lateness_s = allowed_lateness_s
+        self.early_count = early_count
+        self.early_seconds = early_seconds
+        self.by_region = by_region
+        self.input_topics = input_topics
+        self.observations_topic = observations_topic
+        self.signals_topic = signals_topic
+
+    def signals(self, emit_after_ms: int | None = None) -> IndicatorSignals:
+        return IndicatorSignals(
+            self.catalogue,
+            self.windows,
+            by_region=self.by_region,
+            allowed_lateness_s=self.allowed_lateness_s,
+            early_count=self.early_count,
+            early_seconds=self.early_seconds,
+            emit_after_ms=emit_after_ms,
+        )
+
+
+class EncodeAvro(beam.PTransform):
+    """dicts -> OutRecord keyed by `id`, encoded with a tocsin schema (validated: a bug fails loudly)."""
+
+    def __init__(self, schema_name: str, fields=None):
+        super().__init__()
+        self.schema_name = schema_name
+        self.fields = fields
+
+    def expand(self, records):
+        name, fields = self.schema_name, self.fields
+
+        def encode(record):
+            from tocsin.serde.avro import default_registry, encode
+
+            if fields is not None:
+                record = fields(record)
+            return OutRecord(record["id"].encode(), encode(default_registry().get(name), record))
+
+        return records | beam.Map(encode)
+
+
+def group_id_for(settings: Settings) -> str:
+    return f"tocsin.indicators.{settings.signals_topic}"
+
+
+def build_streaming(pipeline, opts: KafkaOptions, client: dict, settings: Settings, emit_after_ms=None):
+    from tocsin.pipelines.io.decoders import RawToObservation
+
+    config = SourceConfig(
+        decode=RawToObservation(),
+        client=client,
+        topics=tuple(settings.input_topics),
+        group_id=opts.group_id or group_id_for(settings),
+        start=opts.start,
+        idle_timeout=opts.idle_timeout,
+        max_out_of_orderness=opts.max_out_of_orderness,
+        allowed_lateness=settings.allowed_lateness_s,
+        shards=opts.source_shards,
+    )
+    read = pipeline | "Read" >> ReadFromKafka(config)
+    observations = read.records | "Observation" >> beam.Map(lambda r: r.value)
+    if settings.observations_topic:
+        _ = (
+            observations
+            | "EncodeObservations" >> EncodeAvro("Observation", as_observation)
+            | "WriteObservations" >> WriteToKafka(client, settings.observations_topic)
+        )
+    written = (
+        observations
+        | "Signals" >> settings.signals(emit_after_ms)
+        | "EncodeSignals" >> EncodeAvro("IndicatorSignal")
+        | "WriteSignals" >> WriteToKafka(client, settings.signals_topic)
+    )
+    _ = (
+        (
+            read[LATE] | "TooLate" >> LateToDeadLetter(STAGE, settings.allowed_lateness_s, "too-late"),
+            read[DEAD_LETTER],
+        )
+        | "DeadLetters" >> beam.Flatten()
+        | "EncodeDeadLetters" >> EncodeDeadLetters()
+        | "WriteDeadLetters" >> WriteToKafka(client, opts.dead_letter_topic)
+    )
+    _ = (read[PROGRESS], written) | "CommitOffsets" >> CommitWhenDurable.for_windows(
+        client, config.group_id, settings.windows, settings.allowed_lateness_s
+    )
+
+
+# ---------------------------------------------------------------------------------------------- batch
+
+
+def observations_from_files(paths: list[Path]):
+    """(observations, dead letters) from UCDP GED CSV and GDELT export files (or directories of them)."""
+    import io
+
+    from tocsin.connectors import gdelt, ucdp
+    from tocsin.connectors.base import Reject
+    from tocsin.serde.dead_letter import dead_letter
+
+    observations, letters = [], []
+
+    def take(items, source: str):
+        for _, item in items:
+            if isinstance(item, Reject):
+                letters.append(
+                    dead_letter(
+                        stage=STAGE, reason=item.reason, errors=item.errors, payload=item.raw, source=source
+                    )
+                )
+                continue
+            try:
+                observations.append(normalise("IncidentReport", item))
+            except NormaliseError as error:
+                letters.append(
+                    dead_letter(
+                        stage=STAGE,
+                        reason=error.reason,
+                        errors=error.errors,
+                        payload=repr(item),
+                        source=source,
+                    )
+                )
+
+    for path in paths:
+        files = gdelt.export_files(path) if path.is_dir() else [path]
+        for file in files:
+            if ".export.csv" in file.name.lower():
+                take(gdelt.parse_text(gdelt.read_export(file)), f"{file.name}")
+            elif file.suffix.lower() == ".csv":
+                take(ucdp.parse_csv(io.StringIO(file.read_text(encoding="utf-8"))), file.name)
+            else:
+                raise ValueError(f"{file}: not a UCDP GED .csv or GDELT .export.CSV[.zip] file")
+    return observations, letters
+
+
+def observations_from_topics(client: dict, topics) -> tuple[list, list]:
+    from tocsin.kafka.read import read_topic
+    from tocsin.pipelines.io.decoders import RawToObservation
+    from tocsin.pipelines.io.kafka_source import _dead_letter, _errors, _reason
+
+    decode = RawToObservation()
+    observations, letters = [], []
+    for topic in topics:
+        for record in read_topic(client, topic):
+            try:
+                observations.append(decode(record.value)[0])
+            except Exception as exc:  # the same dead letters as the streaming source
+                letters.append(_dead_letter(record, _reason(exc), _errors(exc)))
+    return observations, letters
+
+
+def build_batch(
+    pipeline, observations: list, settings: Settings, write_signals, write_letters, letters: list
+):
+    signals = (
+        pipeline
+        | "Observations" >> beam.Create(observations, reshuffle=False)
+        | "Timestamp" >> beam.Map(lambda o: beam.window.TimestampedValue(o, o["event_time"] / 1000))
+        | "Signals" >> settings.signals()
+    )
+    write_signals(signals)
+    if letters:
+        write_letters(pipeline | "DeadLetters" >> beam.Create(letters, reshuffle=False))
+
+
+class _WriteJsonLines(beam.DoFn):
+    """Batch output for dry runs: one JSON signal a line, in one file (the pipeline runs in one process)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def process(self, signal):
+        with open(self.path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(signal, sort_keys=True) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------- run
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tocsin pipeline indicators", description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--catalogue", type=Path, default=None, help="Indicator catalogue YAML (default: packaged)"
+    )
+    p.add_argument("--external-lexicons", type=Path, default=None, help="Directory of external lexicons")
+    p.add_argument("--enable", action="append", default=[], help="Enable an indicator disabled in the file")
+    p.add_argument(
+        "--window",
+        action="append",
+        dest="windows",
+        default=None,
+        help="SIZE/PERIOD sliding window, repeatable (default: 1d/1h and 7d/1d)",
+    )
+    p.add_argument("--allowed-lateness", default="2d", help="How late data may update a window (default 2d)")
+    p.add_argument("--early-every", type=int, default=None, help="Early pane after this many hits")
+    p.add_argument(
+        "--early-after", default="60s", help="Early pane this long after the first hit; 0 for none"
+    )
+    p.add_argument("--no-regions", action="store_true", help="Country signals only")
+    p.add_argument("--input-topic", action="append", dest="input_topics", default=None)
+    p.add_argument("--observations-topic", default="tocsin.observations.v1", help="'' to not write them")
+    p.add_argument("--signals-topic", default="tocsin.signals.v1")
+    p.add_argument("--batch", action="store_true", help="Batch replay of --from-file or the input topics")
+    p.add_argument(
+        "--from-file", action="append", type=Path, default=[], help="Batch: UCDP/GDELT file or dir"
+    )
+    p.add_argument("--output-file", type=Path, default=None, help="Batch: write signals as JSON lines here")
+    return p
+
+
+def settings_from(known) -> Settings:
+    early_after = known.early_after.strip()
+    return Settings(
+        catalogue=load_catalogue(known.catalogue, external_dir=known.external_lexicons, enable=known.enable),
+        windows=[WindowSpec.parse(w) for w in (known.windows or DEFAULT_WINDOWS)],
+        allowed_lateness_s=0
+        if known.allowed_lateness.strip() in ("0", "0s")
+        else parse_duration(known.allowed_lateness),
+        early_count=known.early_every,
+        early_seconds=None if early_after in ("0", "0s") else parse_duration(early_after),
+        by_region=not known.no_regions,
+        input_topics=tuple(known.input_topics or DEFAULT_INPUTS),
+        observations_topic=known.observations_topic or None,
+        signals_topic=known.signals_topic,
+    )
+
+
+def run(argv: list[str] | None = None) -> None:
+    from tocsin.runners import batch_options, streaming_options
+    from tocsin.telemetry.logging import get_logger
+    from tocsin.telemetry.metrics import serve_metrics
+
+    p = parser()
+    if argv is not None and ("-h" in argv or "--help" in argv):
+        KafkaOptions._add_argparse_args(p.add_argument_group("Kafka (pipeline options)"))
+        p.epilog = "Any Beam pipeline option (--runner, --parallelism, ...) is passed to the runner."
+    known, beam_args = p.parse_known_args(argv)
+    try:
+        settings = settings_from(known)
+    except ValueError as error:
+        p.error(str(error))
+    log = get_logger(stage="indicators")
+    if known.batch:
+        options = batch_options(beam_args)
+    else:
+        options = streaming_options(beam_args)
+    opts = options.view_as(KafkaOptions)
+    port = serve_metrics(opts.metrics_port)
+    client = kafka_client_config(opts)
+    common = dict(
+        windows=[w.label() for w in settings.windows],
+        allowed_lateness_s=settings.allowed_lateness_s,
+        indicators=len(settings.catalogue.enabled()),
+        metrics_port=port,
+        runner=options.get_all_options()["runner"],
+    )
+    if not known.batch:
+        group_id = opts.group_id or group_id_for(settings)
+        emit_after = (
+            resume_floor(client, group_id, settings.input_topics) if opts.start == "committed" else None
+        )
+        log.info(
+            "starting", mode="streaming", inputs=settings.input_topics, resume_floor_ms=emit_after, **common
+        )
+        with beam.Pipeline(options=options) as pipeline:
+            build_streaming(pipeline, opts, client, settings, emit_after)
+        return
+    if known.from_file:
+        observations, letters = observations_from_files(known.from_file)
+    else:
+        observations, letters = observations_from_topics(client, settings.input_topics)
+    log.info("starting", mode="batch", observations=len(observations), dead_letters=len(letters), **common)
+    if known.output_file is not None:
+        known.output_file.parent.mkdir(parents=True, exist_ok=True)
+        known.output_file.write_text("")
+        path = str(known.output_file)
+
+        def write_signals(signals):
+            return signals | "WriteFile" >> beam.ParDo(_WriteJsonLines(path))
+    else:
+
+        def write_signals(signals):
+            return (
+                signals
+                | "EncodeSignals" >> EncodeAvro("IndicatorSignal")
+                | "WriteSignals" >> WriteToKafka(client, settings.signals_topic)
+            )
+
+    def write_letters(letters_pc):
+        if known.output_file is not None:
+            letters_path = str(known.output_file.with_suffix(".deadletters.jsonl"))
+            Path(letters_path).write_text("")
+            return (
+                letters_pc
+                | "AsJson"
+                >> beam.Map(
+                    lambda d: {**d, "at": d["at"].isoformat(), "key": None, "payload": repr(d["payload"])}
+                )
+                | "WriteLetters" >> beam.ParDo(_WriteJsonLines(letters_path))
+            )
+        return (
+            letters_pc
+            | "EncodeDeadLetters" >> EncodeDeadLetters()
+            | "WriteDeadLetters" >> WriteToKafka(client, opts.dead_letter_topic)
+        )
+
+    with beam.Pipeline(options=options) as pipeline:
+        build_batch(pipeline, observations, settings, write_signals, write_letters, letters)
+    log.info("done", mode="batch")
+
+
+if __name__ == "__main__":
+    run()

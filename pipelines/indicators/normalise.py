@@ -1,0 +1,176 @@
+"""Raw records -> observations (schemas/observation.avsc): pure functions, one per raw record type.
+
+An observation says what happened where and when, from which source, in which words or codes; the
+classifier and the windows read nothing else. Two keys come with it:
+
+- `dedup_key`: records with the same key are one event. Structured sources (conflict and event data) keep
+  their own record id, so a re-ingested record never counts twice; text sources (news, field and
+  civil-society reports, UN reports) use the country and a fingerprint of the title, so many articles with a
+  near-identical headline on one country are one event within a window (the windows bound the merge).
+- `origin`: who published it (the article's web host when there is a link, else the connector), so the
+  number of distinct origins behind an event or a signal measures corroboration.
+
+The observation id is a digest of the dedup key: the same event always gets the same id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from urllib.parse import urlsplit
+
+from tocsin.pipelines.indicators.classify import fold
+
+STRUCTURED = frozenset({"CONFLICT_DATA", "EVENT_DATA"})
+MAX_TEXT = 4000
+
+# Words that carry no meaning in a headline (English and French), left out of title fingerprints so that
+# "Troops attack the village" and "Troops attack village" are the same headline.
+STOPWORDS = frozenset(
+    """a an the of in on at to for from by with and or as is are was were be been has have had it its this
+    that after over into than amid says say said new le la les l de des du d un une et ou en au aux a pour par
+    sur dans avec est sont ete qui que se sa son ses ces ce cette apres selon""".split()
+)
+WORD = re.compile(r"\w+")
+# A trailing " - Publisher" or " | Publisher" of at most four words, as news aggregators append.
+PUBLISHER_SUFFIX = re.compile(r"\s+[-|\u2013\u2014]\s+[^-|\u2013\u2014]{1,60}$")
+
+
+class NormaliseError(ValueError):
+    """A raw record that cannot become an observation; `errors` lists every reason."""
+
+    reason = "normalise-error"  # the dead letter's reason
+
+    def __init__(self, errors: list[str]):
+        self.errors = errors
+        super().__init__("; ".join(errors))
+
+
+def epoch_ms(value) -> int:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return int(value.timestamp() * 1000)
+    return int(value)
+
+
+def title_fingerprint(title: str) -> str:
+    """The headline's significant words, folded (case, accents), de-duplicated and sorted."""
+    stripped = PUBLISHER_SUFFIX.sub("", title.strip())
+    if len(stripped) < len(title.strip()) // 3:  # the "suffix" was most of the title: keep it whole
+        stripped = title
+    words = {w for w in WORD.findall(fold(stripped)) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())}
+    return " ".join(sorted(words))
+
+
+def origin_of(source: str, url: str | None) -> str:
+    """Who published the record: the link's host without 'www.', else the connector name."""
+    if url:
+        host = (urlsplit(url).hostname or "").lower()
+        if host.startswith("www."):
+            host = host[4:]
+        if host:
+            return host
+    return source
+
+
+def dedup_key(source_type: str, record_id: str, country: str | None, title: str | None) -> str:
+    if source_type in STRUCTURED or not title:
+        return f"record:{record_id}"
+    fingerprint = title_fingerprint(title)
+    if not fingerprint:
+        return f"record:{record_id}"
+    return f"title:{country or '-'}:{fingerprint}"
+
+
+def observation_id(key: str) -> str:
+    return hashlib.blake2b(key.encode("utf-8"), digest_size=10).hexdigest()
+
+
+def _text(*parts: str | None) -> str | None:
+    text = "\n".join(p.strip() for p in parts if p and p.strip())
+    return text[:MAX_TEXT] or None
+
+
+def _required(record: dict, fields: tuple[str, ...]) -> list[str]:
+    return [f"{name}: missing" for name in fields if record.get(name) in (None, "")]
+
+
+def from_incident(record: dict) -> dict:
+    """An IncidentReport as an Observation (with `dedup_key` and `origin` beside the schema fields)."""
+    errors = _required(record, ("id", "source", "event_time"))
+    if errors:
+        raise NormaliseError(errors)
+    source_type = record.get("source_type") or "OTHER"
+    fatalities = record.get("fatalities") or {}
+    key = dedup_key(source_type, record["id"], record.get("country"), record.get("title"))
+    return {
+        "id": observation_id(key),
+        "source_ids": [record["id"]],
+        "source": record["source"],
+        "source_type": source_type,
+        "event_time": epoch_ms(record["event_time"]),
+        "country": record.get("country"),
+        "admin1": record.get("admin1"),
+        "latitude": record.get("latitude"),
+        "longitude": record.get("longitude"),
+        "language": record.get("language"),
+        "title": record.get("title"),
+        "text": _text(record.get("description")),
+        "url": record.get("url"),
+        "event_codes": list(record.get("event_codes") or ()),
+        "violence_type": record.get("violence_type"),
+        "goldstein": record.get("goldstein"),
+        "fatalities": max(int(fatalities.get("best") or 0), 0),
+        "distinct_sources": 1,
+        "dedup_key": key,
+        "origin": origin_of(record["source"], record.get("url")),
+    }
+
+
+def from_news(record: dict) -> dict:
+    """A NewsItem as an Observation: news never carries codes or deaths, only words."""
+    errors = _required(record, ("id", "source", "event_time", "title"))
+    if errors:
+        raise NormaliseError(errors)
+    key = dedup_key("NEWS", record["id"], record.get("country"), record["title"])
+    return {
+        "id": observation_id(key),
+        "source_ids": [record["id"]],
+        "source": record["source"],
+        "source_type": "NEWS",
+        "event_time": epoch_ms(record["event_time"]),
+        "country": record.get("country"),
+        "admin1": None,
+        "latitude": record.get("latitude"),
+        "longitude": record.get("longitude"),
+        "language": record.get("language"),
+        "title": record["title"],
+        "text": _text(record.get("summary")),
+        "url": record.get("link"),
+        "event_codes": [],
+        "violence_type": None,
+        "goldstein": None,
+        "fatalities": 0,
+        "distinct_sources": 1,
+        "dedup_key": key,
+        "origin": origin_of(record["source"], record.get("link")),
+    }
+
+
+NORMALISERS = {"IncidentReport": from_incident, "NewsItem": from_news}
+
+
+def normalise(schema_name: str, record: dict) -> dict:
+    """Dispatch on the raw record's schema name (the Avro writer schema of the Kafka value)."""
+    try:
+        normaliser = NORMALISERS[schema_name]
+    except KeyError:
+        raise NormaliseError([f"no normaliser for {schema_name} records"]) from None
+    return normaliser(record)
+
+
+def as_observation(observation: dict) -> dict:
+    """The schema fields only (drops the pipeline-internal dedup_key and origin)."""
+    return {k: v for k, v in observation.items() if k not in ("dedup_key", "origin")}

@@ -1,0 +1,272 @@
+"""The indicator pipeline's composite transforms: normalise -> classify -> window -> signal.
+
+Each stage takes plain settings in `__init__` (so tests shrink windows and lateness) and `expand` only
+composes; the same transforms run in streaming (from Kafka) and batch (files, topic ranges) pipelines.
+
+Windows: one or more sliding event-time windows (size, period), each firing early (after a number of hits
+or processing-time seconds, if set), on time when the watermark passes the window end, and late once per
+late hit within the allowed lateness; panes accumulate, so each pane carries the window's whole value and
+replaces the earlier one under the same signal id. Later data than that never reaches the windows: the
+Kafka source sends it to the dead-letter topic (see kafka_source.py), because a runner drops it silently.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import NamedTuple
+
+import apache_beam as beam
+from apache_beam.transforms import trigger as tr
+from apache_beam.transforms import window
+
+from tocsin.pipelines.indicators.aggregate import SOURCE_TYPE_WEIGHTS, SignalCombineFn, hit
+from tocsin.pipelines.indicators.catalogue import Catalogue
+from tocsin.pipelines.indicators.classify import classify
+from tocsin.pipelines.indicators.normalise import NormaliseError, normalise
+from tocsin.telemetry.metrics import counter
+
+DEAD_LETTER = "dead_letter"
+
+OBSERVATIONS = counter("tocsin_observations_total", "Observations normalised", ["source_type"])
+UNLOCATED = counter(
+    "tocsin_observations_unlocated_total",
+    "Observations without a country: kept, but in no signal",
+    ["source"],
+)
+HITS = counter("tocsin_indicator_hits_total", "Observations matching an indicator", ["indicator"])
+SIGNALS = counter("tocsin_signals_total", "Signal panes emitted", ["pane"])
+SUPPRESSED = counter(
+    "tocsin_signals_suppressed_total", "Panes of windows already complete before a restart, not re-emitted"
+)
+
+
+class WindowSpec(NamedTuple):
+    size_s: int
+    period_s: int
+
+    @classmethod
+    def parse(cls, text: str) -> WindowSpec:
+        """'1d/1h' (1 day every hour), '7d/1d', '600s/60s'; '1d' alone is a fixed window."""
+        size, _, period = text.partition("/")
+        spec = cls(parse_duration(size), parse_duration(period or size))
+        if spec.size_s % spec.period_s:
+            raise ValueError(f"window {text!r}: the size must be a multiple of the period")
+        return spec
+
+    def label(self) -> str:
+        return f"{_duration_label(self.size_s)}/{_duration_label(self.period_s)}"
+
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> int:
+    text = text.strip()
+    if not text or text[-1] not in UNITS or not text[:-1].isdigit() or int(text[:-1]) <= 0:
+        raise ValueError(f"duration {text!r} is not a positive whole number of s, m, h, d or w (e.g. 7d)")
+    return int(text[:-1]) * UNITS[text[-1]]
+
+
+def _duration_label(seconds: int) -> str:
+    for unit in ("w", "d", "h", "m"):
+        if seconds % UNITS[unit] == 0:
+            return f"{seconds // UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+class PlaceKey(NamedTuple):
+    indicator_id: str
+    country: str
+    region: str | None
+
+
+# ---------------------------------------------------------------------------------------------- normalise
+
+
+class _Normalise(beam.DoFn):
+    def process(self, element):
+        schema_name, record = element
+        try:
+            observation = normalise(schema_name, record)
+        except NormaliseError as error:
+            from tocsin.serde.dead_letter import dead_letter
+
+            yield beam.pvalue.TaggedOutput(
+                DEAD_LETTER,
+                dead_letter(
+                    stage="pipeline.normalise",
+                    reason="normalise-error",
+                    errors=error.errors,
+                    payload=repr(record),
+                    source=schema_name,
+                ),
+            )
+            return
+        OBSERVATIONS.labels(observation["source_type"]).inc()
+        yield observation
+
+
+class Normalise(beam.PTransform):
+    """(schema name, raw record) -> observation; records that cannot be normalised go to `dead_letter`."""
+
+    def expand(self, raw):
+        return raw | beam.ParDo(_Normalise()).with_outputs(DEAD_LETTER, main="observations")
+
+
+# ---------------------------------------------------------------------------------------------- classify
+
+
+class _Classify(beam.DoFn):
+    def __init__(self, catalogue: Catalogue, source_weights: dict[str, float], by_region: bool):
+        self.catalogue = catalogue
+        self.source_weights = source_weights
+        self.by_region = by_region
+
+    def process(self, observation):
+        country = observation.get("country")
+        if not country:
+            UNLOCATED.labels(observation.get("source", "")).inc()
+            return
+        region = observation.get("admin1") if self.by_region else None
+        for match in classify(self.catalogue, observation):
+            HITS.labels(match.indicator_id).inc()
+            h = hit(observation, match.weight, self.source_weights)
+            yield PlaceKey(match.indicator_id, country, None), h
+            if region:
+                yield PlaceKey(match.indicator_id, country, region), h
+
+
+class Classify(beam.PTransform):
+    """Observation -> (PlaceKey, Hit) per matching indicator, for the country and for its region."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        source_weights: dict[str, float] | None = None,
+        by_region: bool = True,
+    ):
+        super().__init__()
+        self.catalogue = catalogue
+        self.source_weights = dict(source_weights or SOURCE_TYPE_WEIGHTS)
+        self.by_region = by_region
+
+    def expand(self, observations):
+        return observations | beam.ParDo(_Classify(self.catalogue, self.source_weights, self.by_region))
+
+
+# ---------------------------------------------------------------------------------------------- window
+
+
+def signal_id(key: PlaceKey, start_ms: int, end_ms: int) -> str:
+    place = key.country if key.region is None else f"{key.country}/{key.region}"
+    return f"{key.indicator_id}:{place}:{start_ms}-{end_ms}"
+
+
+class _FormatSignal(beam.DoFn):
+    def __init__(self, risk_factors: dict[str, list[int]], emit_after_ms: int | None):
+        self.risk_factors = risk_factors
+        self.emit_after_ms = emit_after_ms
+
+    def process(self, element, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
+        key, summary = element
+        start_ms, end_ms = win.start.micros // 1000, win.end.micros // 1000
+        if self.emit_after_ms is not None and end_ms <= self.emit_after_ms:
+            SUPPRESSED.inc()  # complete and durable before the restart; recounting it now would undercount
+            return
+        timing = {0: "EARLY", 1: "ON_TIME", 2: "LATE"}.get(pane.timing, "UNKNOWN") if pane else "UNKNOWN"
+        SIGNALS.labels(timing).inc()
+        yield {
+            "id": signal_id(key, start_ms, end_ms),
+            "indicator_id": key.indicator_id,
+            "risk_factors": self.risk_factors[key.indicator_id],
+            "country": key.country,
+            "region": key.region,
+            "window_start": start_ms,
+            "window_end": end_ms,
+            "count": summary.count,
+            "weighted_count": summary.weighted_count,
+            "fatalities": summary.fatalities,
+            "distinct_sources": summary.distinct_sources,
+            "pane": timing,
+            "pane_index": pane.index if pane else 0,
+            "evidence_ids": [e.source_id for e in summary.evidence],
+            "evidence": [e._asdict() for e in summary.evidence],
+            "emitted_at": int(time.time() * 1000),
+        }
+
+
+def trigger_for(early_count: int | None, early_seconds: float | None):
+    """On time at the watermark, early (if set) every `early_count` hits or `early_seconds`, late per hit."""
+    early = []
+    if early_count:
+        early.append(tr.AfterCount(early_count))
+    if early_seconds:
+        early.append(tr.AfterProcessingTime(early_seconds))
+    early_trigger = None if not early else early[0] if len(early) == 1 else tr.AfterAny(*early)
+    return tr.AfterWatermark(early=early_trigger, late=tr.AfterCount(1))
+
+
+class WindowSignals(beam.PTransform):
+    """(PlaceKey, Hit) -> signal dicts, for each window spec; see the module doc for the panes."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        windows: list[WindowSpec],
+        allowed_lateness_s: float = 0,
+        early_count: int | None = None,
+        early_seconds: float | None = None,
+        emit_after_ms: int | None = None,
+    ):
+        super().__init__()
+        if not windows:
+            raise ValueError("at least one window is needed")
+        self.risk_factors = {i.id: list(i.risk_factors) for i in catalogue.indicators}
+        self.windows = list(windows)
+        self.allowed_lateness_s = allowed_lateness_s
+        self.early_count = early_count
+        self.early_seconds = early_seconds
+        self.emit_after_ms = emit_after_ms
+
+    def expand(self, hits):
+        outputs = []
+        for spec in self.windows:
+            fn = (
+                window.FixedWindows(spec.size_s)
+                if spec.size_s == spec.period_s
+                else window.SlidingWindows(spec.size_s, spec.period_s)
+            )
+            label = spec.label()
+            outputs.append(
+                hits
+                | f"Window {label}"
+                >> beam.WindowInto(
+                    fn,
+                    trigger=trigger_for(self.early_count, self.early_seconds),
+                    accumulation_mode=tr.AccumulationMode.ACCUMULATING,
+                    allowed_lateness=self.allowed_lateness_s,
+                )
+                | f"Aggregate {label}" >> beam.CombinePerKey(SignalCombineFn())
+                | f"Format {label}" >> beam.ParDo(_FormatSignal(self.risk_factors, self.emit_after_ms))
+            )
+        return outputs[0] if len(outputs) == 1 else tuple(outputs) | "Signals" >> beam.Flatten()
+
+
+class IndicatorSignals(beam.PTransform):
+    """Observations -> signal dicts: Classify then WindowSignals."""
+
+    def __init__(
+        self, catalogue: Catalogue, windows: list[WindowSpec], *, by_region: bool = True, **window_args
+    ):
+        super().__init__()
+        self.catalogue = catalogue
+        self.windows = windows
+        self.by_region = by_region
+        self.window_args = window_args
+
+    def expand(self, observations):
+        return (
+            observations
+            | "Classify" >> Classify(self.catalogue, by_region=self.by_region)
+            | "Windows" >> WindowSignals(self.catalogue, self.windows, **self.window_args)
+        )

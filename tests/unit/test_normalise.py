@@ -1,0 +1,134 @@
+"""Raw records -> observations: fields, dedup keys, origins, errors; on real UCDP and GDELT rows."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from tests.conftest import DATA, FIXTURES
+from tocsin.connectors.gdelt import parse_text, read_export
+from tocsin.connectors.ucdp import parse_csv
+from tocsin.pipelines.indicators.normalise import (
+    NormaliseError,
+    as_observation,
+    dedup_key,
+    from_incident,
+    from_news,
+    normalise,
+    observation_id,
+    origin_of,
+    title_fingerprint,
+)
+from tocsin.serde.avro import default_registry, encode
+
+RECORDS = FIXTURES / "records"
+
+
+def fixture(name: str) -> dict:
+    return json.loads((RECORDS / f"{name}.json").read_text())
+
+
+def first_parsed(rows):
+    return next(item for _, item in rows if isinstance(item, dict))
+
+
+def test_a_ucdp_event_keeps_its_place_deaths_violence_type_and_record_id():
+    text = (DATA / "ucdp_ged" / "ucdpged_23_1_sample1000.csv").read_text(encoding="utf-8")
+    report = first_parsed(parse_csv(io.StringIO(text)))
+    obs = from_incident(report)
+    assert obs["source_ids"] == [report["id"]]
+    assert obs["source_type"] == "CONFLICT_DATA"
+    assert obs["country"] == report["country"] and len(obs["country"]) == 3
+    assert obs["admin1"] == report["admin1"]
+    assert (obs["latitude"], obs["longitude"]) == (report["latitude"], report["longitude"])
+    assert obs["fatalities"] == report["fatalities"]["best"]
+    assert obs["violence_type"] == report["violence_type"]
+    assert obs["event_time"] == report["event_time"]
+    assert obs["dedup_key"] == f"record:{report['id']}"
+    assert obs["id"] == observation_id(obs["dedup_key"])
+    assert obs["origin"] == origin_of("ucdp-ged", report["url"])
+
+
+def test_a_gdelt_event_keeps_its_cameo_codes_goldstein_and_publisher():
+    files = sorted((DATA / "gdelt2" / "export_15min").glob("*.export.CSV"))
+    report = first_parsed(parse_text(read_export(files[0])))
+    obs = from_incident(report)
+    assert obs["event_codes"] == report["event_codes"]
+    assert obs["goldstein"] == report["goldstein"]
+    assert obs["fatalities"] == 0  # GDELT counts no deaths
+    assert obs["dedup_key"] == f"record:{report['id']}"  # GLOBALEVENTID: one event, however many articles
+    assert "." in obs["origin"] and not obs["origin"].startswith("www.")
+
+
+def test_observations_are_valid_avro_records():
+    schema = default_registry().get("Observation")
+    for obs in (from_incident(fixture("IncidentReport")), from_news(fixture("NewsItem"))):
+        assert encode(schema, as_observation(obs))  # raises with every error if a field is wrong
+
+
+def test_a_news_item_is_keyed_by_country_and_headline_fingerprint():
+    item = fixture("NewsItem")
+    obs = from_news(item)
+    assert obs["source_type"] == "NEWS"
+    assert obs["text"] == item["summary"]
+    assert obs["url"] == item["link"]
+    assert obs["origin"] == "reliefweb.int"
+    assert obs["dedup_key"] == "title:UKR:" + title_fingerprint(item["title"])
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Troops attack the village of Kumba", "troops attack village of Kumba"),
+        ("Thousands flee fighting in Darfur - Reuters", "Thousands flee fighting in Darfur | Al Jazeera"),
+        ("Des milliers de déplacés à Bunia", "Des milliers de DEPLACES a Bunia"),
+        ("Army, rebels clash in Tigray", "Rebels, army clash in Tigray"),
+    ],
+)
+def test_near_identical_headlines_share_a_fingerprint(a, b):
+    assert title_fingerprint(a) == title_fingerprint(b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("12 killed in Bunia attack", "21 killed in Bunia attack"),
+        ("Troops attack village", "Troops leave village"),
+    ],
+)
+def test_different_headlines_do_not(a, b):
+    assert title_fingerprint(a) != title_fingerprint(b)
+
+
+def test_a_title_that_is_all_suffix_is_kept_whole():
+    assert title_fingerprint("Update - Situation report 12 for the Kasai region") != ""
+
+
+def test_structured_sources_never_merge_on_titles():
+    assert dedup_key("EVENT_DATA", "gdelt2:1", "SDN", "Same title") == "record:gdelt2:1"
+    assert dedup_key("NEWS", "rss:1", "SDN", "Same title") == dedup_key(
+        "FIELD_MONITOR", "x:2", "SDN", "same TITLE"
+    )
+    assert dedup_key("NEWS", "rss:1", "SDN", "Same title") != dedup_key("NEWS", "rss:1", "TCD", "Same title")
+    assert dedup_key("NEWS", "rss:1", None, "the of") == "record:rss:1"  # nothing significant left
+
+
+def test_origin_is_the_publisher_host_else_the_connector():
+    assert origin_of("gdelt2", "https://www.bbc.co.uk/news/1") == "bbc.co.uk"
+    assert origin_of("ucdp-ged", None) == "ucdp-ged"
+    assert origin_of("intake", "not a url") == "intake"
+
+
+def test_missing_fields_are_all_reported():
+    with pytest.raises(NormaliseError) as raised:
+        from_news({"id": "x:1", "source": "", "event_time": None})
+    assert raised.value.errors == ["source: missing", "event_time: missing", "title: missing"]
+    assert raised.value.reason == "normalise-error"
+
+
+def test_normalise_dispatches_on_the_schema_name():
+    assert normalise("NewsItem", fixture("NewsItem"))["source_type"] == "NEWS"
+    with pytest.raises(NormaliseError, match="no normaliser for Alert records"):
+        normalise("Alert", {})

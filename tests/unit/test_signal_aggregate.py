@@ -1,0 +1,113 @@
+"""The signal aggregate: counts distinct events, keeps the strongest copy, merges in any order."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from tocsin.pipelines.indicators.aggregate import (
+    SOURCE_TYPE_WEIGHTS,
+    Evidence,
+    Hit,
+    SignalCombineFn,
+    add,
+    hit,
+    merge,
+    summarise,
+)
+from tocsin.pipelines.indicators.transforms import PlaceKey, WindowSpec, signal_id
+
+
+def h(key: str, weight: float = 1.0, deaths: int = 0, origin: str = "a.org", source: str = "s:1", t: int = 0):
+    return Hit(key, weight, deaths, origin, Evidence(f"obs-{key}", source, None, None, origin, t))
+
+
+def test_the_same_event_counts_once_with_its_largest_weight_and_deaths_and_all_origins():
+    acc = {}
+    for x in (h("e1", 0.5, 3, "a.org", "s:1"), h("e1", 1.0, 7, "b.org", "s:2"), h("e2", 0.5, 1, "a.org")):
+        add(acc, x)
+    summary = summarise(acc)
+    assert summary.count == 2
+    assert summary.weighted_count == 1.5
+    assert summary.fatalities == 8
+    assert summary.distinct_sources == 2
+    assert [e.source_id for e in summary.evidence] == ["s:2", "s:1"]  # strongest first
+
+
+def test_merging_accumulators_in_any_order_gives_the_same_summary():
+    hits = [h("e1", 0.5, 3, "a.org", "s:1"), h("e1", 0.5, 2, "b.org", "s:0"), h("e2", 1, 0, "c.org", "s:9")]
+    results = set()
+    for order in itertools.permutations(hits):
+        parts = [add({}, x) for x in order]
+        results.add(repr(summarise(merge(parts))))
+    assert len(results) == 1
+
+
+def test_top_evidence_is_capped_and_ranked_by_weight_deaths_then_recency():
+    acc = {}
+    for n in range(8):
+        add(acc, h(f"e{n}", weight=1.0 if n % 2 else 0.5, deaths=n, source=f"s:{n}", t=n))
+    assert [e.source_id for e in summarise(acc, top=3).evidence] == ["s:7", "s:5", "s:3"]
+
+
+def test_the_combine_fn_is_the_pure_functions():
+    fn = SignalCombineFn()
+    a = fn.add_inputs(fn.create_accumulator(), [h("e1"), h("e2")])
+    b = fn.add_input(fn.create_accumulator(), h("e1", origin="z.org"))
+    out = fn.extract_output(fn.merge_accumulators([a, b]))
+    assert (out.count, out.distinct_sources) == (2, 2)
+    assert fn.extract_output(fn.merge_accumulators([])).count == 0
+
+
+def test_a_hit_weighs_the_indicator_by_the_source_type():
+    obs = {
+        "id": "o1",
+        "dedup_key": "record:gdelt2:1",
+        "source_ids": ["gdelt2:1"],
+        "source_type": "EVENT_DATA",
+        "origin": "x.org",
+        "event_time": 5,
+        "fatalities": 2,
+    }
+    assert hit(obs, 0.5).weight == 0.5 * SOURCE_TYPE_WEIGHTS["EVENT_DATA"]
+    assert hit({**obs, "source_type": "CONFLICT_DATA"}, 0.5).weight == 0.5
+
+
+@pytest.mark.parametrize(
+    ("text", "spec", "label"),
+    [
+        ("1d/1h", WindowSpec(86400, 3600), "1d/1h"),
+        ("7d/1d", WindowSpec(604800, 86400), "1w/1d"),
+        ("600s", WindowSpec(600, 600), "10m/10m"),
+    ],
+)
+def test_window_specs_parse(text, spec, label):
+    assert WindowSpec.parse(text) == spec
+    assert spec.label() == label
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1d/7h", "window '1d/7h': the size must be a multiple of the period"),
+        ("0d", "duration '0d' is not a positive whole number of s, m, h, d or w (e.g. 7d)"),
+        ("1.5h", "duration '1.5h' is not a positive whole number of s, m, h, d or w (e.g. 7d)"),
+        ("", "duration '' is not a positive whole number of s, m, h, d or w (e.g. 7d)"),
+    ],
+)
+def test_bad_window_specs_say_why(text, message):
+    with pytest.raises(ValueError) as raised:
+        WindowSpec.parse(text)
+    assert str(raised.value) == message
+
+
+def test_signal_ids_name_the_indicator_place_and_window():
+    assert (
+        signal_id(PlaceKey("rf1.armed_conflict", "SDN", None), 0, 86_400_000)
+        == "rf1.armed_conflict:SDN:0-86400000"
+    )
+    assert (
+        signal_id(PlaceKey("rf1.armed_conflict", "SDN", "Darfur"), 0, 1)
+        == "rf1.armed_conflict:SDN/Darfur:0-1"
+    )
