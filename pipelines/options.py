@@ -38,6 +38,15 @@ class KafkaOptions(PipelineOptions):
             help="Seconds without records after which a partition stops holding the watermark back",
         )
         add(
+            "--close-when-idle",
+            "--close_when_idle",
+            dest="close_when_idle",
+            action="store_true",
+            default=False,
+            help="Replays of finished data: once a partition is fully read and idle, move its watermark "
+            "to the latest event time it holds (not that minus the out-of-orderness), so every window closes",
+        )
+        add(
             "--max-out-of-orderness",
             "--max_out_of_orderness",
             dest="max_out_of_orderness",

@@ -105,6 +105,7 @@ def build_streaming(pipeline, opts: KafkaOptions, client: dict, settings: Settin
         group_id=opts.group_id or group_id_for(settings),
         start=opts.start,
         idle_timeout=opts.idle_timeout,
+        close_when_idle=opts.close_when_idle,
         max_out_of_orderness=opts.max_out_of_orderness,
         allowed_lateness=settings.allowed_lateness_s,
         shards=opts.source_shards,

@@ -248,6 +248,8 @@ class WindowSignals(beam.PTransform):
                 )
                 | f"Aggregate {label}" >> beam.CombinePerKey(SignalCombineFn())
                 | f"Format {label}" >> beam.ParDo(_FormatSignal(self.risk_factors, self.emit_after_ms))
+                # Each signal carries its window; one windowing downstream lets the specs be flattened.
+                | f"Unwindow {label}" >> beam.WindowInto(window.GlobalWindows())
             )
         return outputs[0] if len(outputs) == 1 else tuple(outputs) | "Signals" >> beam.Flatten()
 

@@ -83,6 +83,7 @@ class SourceConfig:
     # that updates a window within the pipeline's allowed lateness); older ones go to the `late` output.
     allowed_lateness: float = 0.0
     idle_timeout: float = 10.0
+    close_when_idle: bool = False  # see ShardWatermark
     poll_timeout: float = 0.2
     max_records_per_call: int = 50_000
     max_seconds_per_call: float = 1.0
@@ -204,13 +205,19 @@ class ShardWatermark(WatermarkEstimator):
     has been idle for `idle_timeout`, it creeps on from its last event time at wall-clock speed (never
     jumps to now), so a replay of old data that pauses briefly does not make its next records late,
     while a quiet partition stops holding the pipeline back. A partition that never had a record since
-    the start is idle at the wall clock. State: {(topic, partition): [wm_ms, max_event_ms, last_data_s]}.
+    the start is idle at the wall clock. With `close_when_idle` (replays of finished data), an idle
+    partition, whose every record has been read, creeps on from its last event time itself rather than
+    from that minus the out-of-orderness: every window its data fills can close.
+    State: {(topic, partition): [wm_ms, max_event_ms, last_data_s]}.
     """
 
-    def __init__(self, state: dict, max_out_of_orderness: float, idle_timeout: float):
+    def __init__(
+        self, state: dict, max_out_of_orderness: float, idle_timeout: float, close_when_idle: bool = False
+    ):
         self.partitions = {tp: list(v) for tp, v in state.items()}
         self.ooo_ms = int(max_out_of_orderness * 1000)
         self.idle_timeout = idle_timeout
+        self.close_when_idle = close_when_idle
 
     # Beam wraps the estimator in a proxy that only forwards method calls: accessors, not attributes.
     def partition_watermarks(self) -> dict:
@@ -218,6 +225,9 @@ class ShardWatermark(WatermarkEstimator):
 
     def max_event_millis(self, tp) -> int:
         return self.partitions[tp][1]
+
+    def idle_seconds(self, tp, now: float) -> float:
+        return now - self.partitions[tp][2]
 
     def observe(self, tp, max_event_ms: int) -> None:
         """Record the highest event time of a batch just read from partition `tp`."""
@@ -235,6 +245,8 @@ class ShardWatermark(WatermarkEstimator):
                 if state[1] <= FLOOR_MS:
                     candidate = int((now - self.idle_timeout) * 1000)
                 else:
+                    if self.close_when_idle:
+                        candidate = state[1]
                     candidate += int((idle_for - self.idle_timeout) * 1000)
             if candidate > state[0]:
                 state[0] = candidate
@@ -260,6 +272,8 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
         self.config = config
         self._consumer = None
         self._assigned: tuple = ()
+        self._backlog: set = set()  # partitions found with unread records at the last check
+        self._backlog_checked = 0.0
 
     # -- restriction: per partition, the offsets from the resume point onwards -----------------------
     def initial_restriction(self, element: Shard):
@@ -299,7 +313,9 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
         }
 
     def create_watermark_estimator(self, state):
-        return ShardWatermark(state, self.config.max_out_of_orderness, self.config.idle_timeout)
+        return ShardWatermark(
+            state, self.config.max_out_of_orderness, self.config.idle_timeout, self.config.close_when_idle
+        )
 
     # -- reading ------------------------------------------------------------------------------------
     def teardown(self):
@@ -400,6 +416,8 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
                     LATE_RECORDS.labels(tp.topic).inc(late)
         for key in next_offsets:
             watermark.observe(key, batch_max[key])
+        for key in self._waiting(consumer, watermark, next_offsets):
+            watermark.observe(key, FLOOR_MS)  # records are waiting: not idle, only not fetched yet
         watermark.advance()
         for (topic, partition), wm in watermark.partition_watermarks().items():
             SOURCE_WATERMARK.labels(topic, str(partition)).set(max(wm, 0) / 1000)
@@ -414,6 +432,31 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
             )
         # Checkpoint: the runner keeps what was emitted and the watermark, then calls again.
         tracker.defer_remainder(Duration.of(0 if emitted else config.poll_timeout))
+
+
+    def _waiting(self, consumer, watermark, read: dict) -> set:
+        """Partitions that read nothing in this call and look idle, but still have unread records.
+
+        A partition with a backlog the consumer has not fetched yet (the first fetches serve some
+        partitions before others) must not count as idle: its watermark would jump ahead and its
+        records would then be late. End offsets are asked for at most once a second.
+        """
+        from kafka import TopicPartition
+
+        now = time.time()
+        idle = [
+            key
+            for key in watermark.partition_watermarks()
+            if key not in read and watermark.idle_seconds(key, now) >= self.config.idle_timeout
+        ]
+        if not idle:
+            return set()
+        if now - self._backlog_checked >= 1.0:
+            tps = [TopicPartition(t, p) for t, p in idle]
+            ends = consumer.end_offsets(tps)
+            self._backlog = {(tp.topic, tp.partition) for tp in tps if consumer.position(tp) < ends[tp]}
+            self._backlog_checked = now
+        return self._backlog & set(idle)
 
 
 def _reason(exc: Exception) -> str:

@@ -184,3 +184,13 @@ def test_nothing_is_committed_while_every_marker_still_feeds_an_open_window():
 def test_several_window_specs_commit_for_the_largest_size_and_the_common_period():
     commit = CommitWhenDurable.for_windows({}, "g", [(86_400, 3_600), (604_800, 86_400)], 7200)
     assert (commit.size_ms, commit.period_ms, commit.lateness_ms) == (604_800_000, 3_600_000, 7_200_000)
+
+
+def test_close_when_idle_moves_a_fully_read_partition_to_its_latest_event_time():
+    wm = ShardWatermark({A: (FLOOR_MS, FLOOR_MS, 0.0)}, 3600.0, 10.0, close_when_idle=True)
+    wm.observe(A, 50_000_000)
+    last = wm.partitions[A][2]
+    wm.advance(now=last + 5)
+    assert wm.partition_watermarks()[A] == 50_000_000 - 3_600_000  # not idle yet: the bound holds
+    wm.advance(now=last + 12)
+    assert wm.partition_watermarks()[A] == 50_000_000 + 2_000  # idle: from the latest event on

@@ -63,6 +63,10 @@ def _options(argv: list[str], streaming: bool) -> PipelineOptions:
             argv.append(f"--flink_job_server_jar={flink_job_server_jar()}")
     if runner in ("PrismRunner", "FlinkRunner") and not _has(argv, "--environment_type"):
         argv.append("--environment_type=LOOPBACK")  # SDK workers in this process: no docker needed
+    if runner in ("PrismRunner", "FlinkRunner") and not _has(argv, "--job_server_timeout"):
+        # Beam uses this as the deadline of the job-state stream too: at its default (300 s) a
+        # streaming job fails after five minutes with DEADLINE_EXCEEDED. Ten years instead.
+        argv.append("--job_server_timeout=315360000")
     if streaming and not _has(argv, "--streaming"):
         argv.append("--streaming")
     return PipelineOptions(argv)
