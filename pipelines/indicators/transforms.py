@@ -8,6 +8,7 @@ or processing-time seconds, if set), on time when the watermark passes the windo
 late hit within the allowed lateness; panes accumulate, so each pane carries the window's whole value and
 replaces the earlier one under the same signal id. Later data than that never reaches the windows: the
 Kafka source sends it to the dead-letter topic (see kafka_source.py), because a runner drops it silently.
+Prism (Beam 2.77) fires late panes only when a window closes (end + allowed lateness); Flink per record.
 """
 
 from __future__ import annotations
@@ -22,12 +23,9 @@ from apache_beam.transforms import window
 from tocsin.pipelines.indicators.aggregate import SOURCE_TYPE_WEIGHTS, SignalCombineFn, hit
 from tocsin.pipelines.indicators.catalogue import Catalogue
 from tocsin.pipelines.indicators.classify import classify
-from tocsin.pipelines.indicators.normalise import NormaliseError, normalise
 from tocsin.telemetry.metrics import counter
 
-DEAD_LETTER = "dead_letter"
-
-OBSERVATIONS = counter("tocsin_observations_total", "Observations normalised", ["source_type"])
+OBSERVATIONS = counter("tocsin_observations_total", "Observations classified", ["source_type"])
 UNLOCATED = counter(
     "tocsin_observations_unlocated_total",
     "Observations without a country: kept, but in no signal",
@@ -80,39 +78,6 @@ class PlaceKey(NamedTuple):
     region: str | None
 
 
-# ---------------------------------------------------------------------------------------------- normalise
-
-
-class _Normalise(beam.DoFn):
-    def process(self, element):
-        schema_name, record = element
-        try:
-            observation = normalise(schema_name, record)
-        except NormaliseError as error:
-            from tocsin.serde.dead_letter import dead_letter
-
-            yield beam.pvalue.TaggedOutput(
-                DEAD_LETTER,
-                dead_letter(
-                    stage="pipeline.normalise",
-                    reason="normalise-error",
-                    errors=error.errors,
-                    payload=repr(record),
-                    source=schema_name,
-                ),
-            )
-            return
-        OBSERVATIONS.labels(observation["source_type"]).inc()
-        yield observation
-
-
-class Normalise(beam.PTransform):
-    """(schema name, raw record) -> observation; records that cannot be normalised go to `dead_letter`."""
-
-    def expand(self, raw):
-        return raw | beam.ParDo(_Normalise()).with_outputs(DEAD_LETTER, main="observations")
-
-
 # ---------------------------------------------------------------------------------------------- classify
 
 
@@ -123,6 +88,7 @@ class _Classify(beam.DoFn):
         self.by_region = by_region
 
     def process(self, observation):
+        OBSERVATIONS.labels(observation.get("source_type") or "OTHER").inc()
         country = observation.get("country")
         if not country:
             UNLOCATED.labels(observation.get("source", "")).inc()

@@ -433,7 +433,6 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
         # Checkpoint: the runner keeps what was emitted and the watermark, then calls again.
         tracker.defer_remainder(Duration.of(0 if emitted else config.poll_timeout))
 
-
     def _waiting(self, consumer, watermark, read: dict) -> set:
         """Partitions that read nothing in this call and look idle, but still have unread records.
 

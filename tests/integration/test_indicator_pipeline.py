@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import urllib.request
 from collections import defaultdict
 from pathlib import Path
@@ -385,3 +386,41 @@ def test_a_killed_pipeline_restarts_without_losing_or_double_counting_a_window(
         pass
     assert second.alive(), second.log_tail()
     assert counts() == dict(expected)
+
+
+# ---------------------------------------------------------------------------------------------- batch
+
+
+def test_batch_mode_over_the_files_gives_the_same_signals(tmp_path):
+    """The same transforms in batch over the files themselves: every window closes at the end of input."""
+    import io as io_
+    import subprocess
+    import sys
+
+    from tocsin.connectors import gdelt, ucdp
+
+    parsed = [item for _, item in ucdp.parse_csv(io_.StringIO(UCDP.read_text(encoding="utf-8")))]
+    for path in gdelt.export_files(GDELT):
+        parsed += [item for _, item in gdelt.parse_text(gdelt.read_export(path))]
+    places = {
+        r["id"]: {"country": r["country"], "admin1": r["admin1"], "url": r["url"]}
+        for r in parsed
+        if isinstance(r, dict)
+    }
+    catalogue_path = codes_only_catalogue(tmp_path)
+    expected = expected_signals(code_rules(yaml.safe_load(catalogue_path.read_text())), places)
+    out = tmp_path / "signals.jsonl"
+    args = [
+        "-m", "tocsin.pipelines.indicators.job", "--batch",
+        "--from-file", str(UCDP), "--from-file", str(GDELT),
+        "--catalogue", str(catalogue_path),
+        "--window", "1d/1d", "--window", "7d/1d",
+        "--output-file", str(out),
+    ]  # fmt: skip
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    latest = {}
+    for line in out.read_text().splitlines():
+        signal = json.loads(line)
+        latest[signal["id"]] = (signal["count"], signal["fatalities"], signal["distinct_sources"])
+    assert latest == expected
