@@ -21,12 +21,12 @@ import apache_beam as beam
 
 from tocsin.pipelines.indicators.catalogue import Catalogue, load_catalogue
 from tocsin.pipelines.indicators.normalise import NormaliseError, as_observation, normalise
-from tocsin.pipelines.indicators.transforms import IndicatorSignals, WindowSpec, parse_duration
+from tocsin.pipelines.indicators.transforms import IndicatorSignals, WindowSpec, parse_duration_or_zero
 from tocsin.pipelines.io.commit import CommitWhenDurable, resume_floor
+from tocsin.pipelines.io.dead_letters import EncodeDeadLetters, LateToDeadLetter
 from tocsin.pipelines.io.kafka_sink import OutRecord, WriteToKafka
 from tocsin.pipelines.io.kafka_source import DEAD_LETTER, LATE, PROGRESS, ReadFromKafka, SourceConfig
 from tocsin.pipelines.options import KafkaOptions, kafka_client_config
-from tocsin.pipelines.window_count import EncodeDeadLetters, LateToDeadLetter
 
 STAGE = "pipeline.indicators"
 DEFAULT_WINDOWS = ("1d/1h", "7d/1d")
@@ -190,7 +190,7 @@ def observations_from_files(paths: list[Path]):
 def observations_from_topics(client: dict, topics) -> tuple[list, list]:
     from tocsin.kafka.read import read_topic
     from tocsin.pipelines.io.decoders import RawToObservation
-    from tocsin.pipelines.io.kafka_source import _dead_letter, _errors, _reason
+    from tocsin.pipelines.io.kafka_source import decode_failure
 
     decode = RawToObservation()
     observations, letters = [], []
@@ -199,7 +199,7 @@ def observations_from_topics(client: dict, topics) -> tuple[list, list]:
             try:
                 observations.append(decode(record.value)[0])
             except Exception as exc:  # the same dead letters as the streaming source
-                letters.append(_dead_letter(record, _reason(exc), _errors(exc)))
+                letters.append(decode_failure(record, exc))
     return observations, letters
 
 
@@ -268,15 +268,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def settings_from(known) -> Settings:
-    early_after = known.early_after.strip()
     return Settings(
         catalogue=load_catalogue(known.catalogue, external_dir=known.external_lexicons, enable=known.enable),
         windows=[WindowSpec.parse(w) for w in (known.windows or DEFAULT_WINDOWS)],
-        allowed_lateness_s=0
-        if known.allowed_lateness.strip() in ("0", "0s")
-        else parse_duration(known.allowed_lateness),
+        allowed_lateness_s=parse_duration_or_zero(known.allowed_lateness),
         early_count=known.early_every,
-        early_seconds=None if early_after in ("0", "0s") else parse_duration(early_after),
+        early_seconds=parse_duration_or_zero(known.early_after) or None,
         by_region=not known.no_regions,
         input_topics=tuple(known.input_topics or DEFAULT_INPUTS),
         observations_topic=known.observations_topic or None,

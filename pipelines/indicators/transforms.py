@@ -65,6 +65,11 @@ def parse_duration(text: str) -> int:
     return int(text[:-1]) * UNITS[text[-1]]
 
 
+def parse_duration_or_zero(text: str) -> int:
+    """parse_duration, but '0' (or '0s') is allowed and means none."""
+    return 0 if text.strip() in ("0", "0s") else parse_duration(text)
+
+
 def _duration_label(seconds: int) -> str:
     for unit in ("w", "d", "h", "m"):
         if seconds % UNITS[unit] == 0:

@@ -383,7 +383,7 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
                             yield beam.pvalue.TaggedOutput(
                                 DEAD_LETTER,
                                 beam.window.TimestampedValue(
-                                    _dead_letter(record, _reason(exc), _errors(exc)),
+                                    decode_failure(record, exc),
                                     wm_ts,
                                 ),
                             )
@@ -469,6 +469,11 @@ def _errors(exc: Exception) -> list[str]:
     if isinstance(errors, list) and errors and all(isinstance(e, str) for e in errors):
         return errors
     return [f"{type(exc).__name__}: {exc}"]
+
+
+def decode_failure(record, exc: Exception) -> dict:
+    """The dead letter of a record its decoder rejected: its reason and errors, else the exception."""
+    return _dead_letter(record, _reason(exc), _errors(exc))
 
 
 def _dead_letter(record, reason: str, errors: list[str]) -> dict:
