@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import apache_beam as beam
-from apache_beam.io.iobase import RestrictionProgress, RestrictionTracker, WatermarkEstimator
+from apache_beam.io.iobase import RestrictionTracker, WatermarkEstimator
 from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP, Duration, Timestamp
@@ -192,7 +192,11 @@ class ShardOffsetsTracker(RestrictionTracker):
             raise ValueError("an unbounded Kafka restriction can only end by a checkpoint")
 
     def current_progress(self):
-        return RestrictionProgress(completed=0, remaining=1)
+        # Unknown, on purpose. An unbounded reader has no fraction done, and any progress returned is
+        # rescaled by the SDK with its sampled output byte counts, which are NaN until the first size
+        # sample lands: a runner split request in that instant crashed the bundle ("cannot convert
+        # float NaN to integer"). With None the SDK assumes half an element and never touches them.
+        return None
 
     def is_bounded(self):
         return False

@@ -1,0 +1,229 @@
+"""The alert lifecycle of one (rule, place), pure: firing -> updated -> resolved, with no repeats.
+
+A Track is the state Beam keeps per (rule, place): the recent series of signals, the last window decided
+on complete data, and the last alert emitted. `observe(track, signal)` and `absent(track, end)` return
+the alert events to emit (zero or one), so the same code runs in the pipeline and in `tocsin rules test`.
+
+Decisions:
+- an ON_TIME or LATE pane completes a window: the rule is evaluated at the latest complete window (a
+  late pane revising an older window re-evaluates that latest window, whose history changed);
+- an EARLY pane holds a lower bound of its window (panes accumulate), so it may raise an alert or its
+  severity early, never lower or resolve one;
+- a window with no signal at all counted nothing: `absent` evaluates it as zero, so an alert whose
+  signals stop still resolves;
+- an alert is emitted only when its status, severity or evidence changes: an unchanged alert is not
+  repeated on every window, nor on a replay (a Track restored from the alert topic emits nothing until
+  its series has been rebuilt past the restored alert's window).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from tocsin.pipelines.rules.config import SEVERITIES, Rule
+from tocsin.pipelines.rules.evaluate import Evaluation, breached, evaluate
+
+FIRING, UPDATED, RESOLVED = "FIRING", "UPDATED", "RESOLVED"
+COMPLETE_PANES = ("ON_TIME", "LATE", "UNKNOWN")
+SIGNAL_FIELDS = ("count", "weighted_count", "fatalities", "distinct_sources")
+
+
+@dataclass
+class Track:
+    rule_id: str
+    place: str  # ISO3, or ISO3/region
+    series: dict = field(default_factory=dict)  # {end_ms: {indicator: {fields..., evidence, pane_index}}}
+    first_end: int | None = None
+    decided_end: int | None = None  # latest window decided on complete data
+    alert: dict | None = None  # last alert emitted (or restored)
+    quiet_until: int | None = None  # restored: emit nothing until a window past this end is decided
+
+    @property
+    def firing(self) -> bool:
+        return self.alert is not None and self.alert["status"] != RESOLVED
+
+
+def place_of(signal: dict) -> str:
+    return f"{signal['country']}/{signal['region']}" if signal.get("region") else signal["country"]
+
+
+def restore(rule_id: str, place: str, alert: dict | None) -> Track:
+    """A Track resumed after a restart from the last alert on the alert topic."""
+    track = Track(rule_id, place, alert=alert)
+    if alert is not None:
+        track.quiet_until = _ms(alert["window_end"])
+    return track
+
+
+def observe(track: Track, rule: Rule, risk_factors: dict, signal: dict) -> list[dict]:
+    """Record one signal pane; return the alert event it causes, if any."""
+    end = _ms(signal["window_end"])
+    slot = track.series.setdefault(end, {})
+    held = slot.get(signal["indicator_id"])
+    if held is not None and held["pane_index"] > signal.get("pane_index", 0):
+        return []  # an older pane delivered after a newer one
+    slot[signal["indicator_id"]] = {
+        **{k: signal[k] for k in SIGNAL_FIELDS},
+        "evidence": signal.get("evidence", []),
+        "pane_index": signal.get("pane_index", 0),
+    }
+    track.first_end = end if track.first_end is None else min(track.first_end, end)
+    complete = signal.get("pane", "UNKNOWN") in COMPLETE_PANES
+    if complete:
+        at = end if track.decided_end is None else max(end, track.decided_end)
+        track.decided_end = at
+        _prune(track, rule)
+        return _decide(track, rule, risk_factors, at, complete=True)
+    if track.decided_end is not None and end <= track.decided_end:
+        return []  # an early pane of a window already decided adds nothing the on-time pane lacked
+    return _decide(track, rule, risk_factors, end, complete=False)
+
+
+def absent(track: Track, rule: Rule, risk_factors: dict, end: int) -> list[dict]:
+    """Decide a window that produced no signal (the watermark passed it): it counted zero."""
+    if track.decided_end is not None and end <= track.decided_end:
+        return []
+    track.decided_end = end
+    _prune(track, rule)
+    return _decide(track, rule, risk_factors, end, complete=True)
+
+
+def next_absent_check(track: Track, rule: Rule) -> int | None:
+    """Window end to decide as absent if nothing arrives for it; only a firing alert needs one."""
+    if not track.firing or track.decided_end is None:
+        return None
+    return track.decided_end + rule.period_ms
+
+
+def _decide(track: Track, rule: Rule, risk_factors: dict, end: int, complete: bool) -> list[dict]:
+    ev = evaluate(rule, track.series, track.first_end, end)
+    new = _next_state(track, rule, risk_factors, end, ev, complete)
+    if track.quiet_until is not None:
+        if end <= track.quiet_until:
+            return []  # rebuilding the history of a restored alert: it was decided before the restart
+        track.quiet_until = None
+    if new is None:
+        return []
+    track.alert = new
+    return [new]
+
+
+def _next_state(track: Track, rule: Rule, risk_factors: dict, end: int, ev: Evaluation, complete: bool):
+    previous = track.alert
+    if not track.firing:
+        if ev.level is None or ev.sources < rule.min_sources:
+            return None
+        for k in range(1, rule.for_windows):
+            if not breached(rule, track.series, track.first_end, end - k * rule.period_ms):
+                return None
+        return _alert(rule, risk_factors, track.place, end, ev, FIRING, None, ev.level)
+    if complete and ev.active is False:
+        values = [{**ev.values[0], "threshold": rule.resolve_threshold, "comparator": "<"}, *ev.values[1:]]
+        return _alert(rule, risk_factors, track.place, end, ev, RESOLVED, previous, previous["severity"].lower(), values)
+    lowest = next(s for s in SEVERITIES if s in rule.levels)
+    severity = ev.level or lowest  # between resolve_below and the lowest level: hysteresis keeps it open
+    before = previous["severity"].lower()
+    if not complete and SEVERITIES.index(severity) <= SEVERITIES.index(before):
+        return None  # early panes only raise
+    evidence = ev.evidence or previous["evidence"]
+    if severity == before and [e["record_id"] for e in evidence] == [e["record_id"] for e in previous["evidence"]]:
+        return None
+    return _alert(rule, risk_factors, track.place, end, ev, UPDATED, previous, severity)
+
+
+def _alert(rule, risk_factors, place, end, ev: Evaluation, status, previous, severity, values=None) -> dict:
+    country, _, region = place.partition("/")
+    first = _ms(previous["first_fired"]) if previous else end
+    rfs = sorted({rf for i in rule.indicator_ids for rf in risk_factors.get(i, ())})
+    alert = {
+        "id": previous["id"] if previous else alert_id(rule.id, place, end),
+        "sequence": previous["sequence"] + 1 if previous else 1,
+        "rule_id": rule.id,
+        "rule_version": rule.version,
+        "status": status,
+        "severity": severity.upper(),
+        "country": country,
+        "region": region or None,
+        "risk_factors": rfs,
+        "indicator_ids": list(rule.indicator_ids),
+        "values": values or ev.values,
+        "window_start": end - rule.size_ms,
+        "window_end": end,
+        "evidence": ev.evidence or (previous["evidence"] if previous and status != RESOLVED else []),
+        "distinct_sources": ev.sources,
+        "first_fired": first,
+        "last_updated": end,
+    }
+    alert["summary"] = summary(rule, alert)
+    alert["labels"] = labels(rule, alert)
+    return alert
+
+
+def alert_id(rule_id: str, place: str, fired_end_ms: int) -> str:
+    """Deterministic: the same rule, place and first window give the same id on every replay."""
+    return f"{rule_id}:{place}:{_iso(fired_end_ms)}"
+
+
+def summary(rule: Rule, alert: dict) -> str:
+    main = alert["values"][0]
+    where = alert["country"] + (f" ({alert['region']})" if alert["region"] else "")
+    verb = {"FIRING": "fired", "UPDATED": "updated", "RESOLVED": "resolved"}[alert["status"]]
+    how = "fell below" if alert["status"] == RESOLVED else "reached"
+    return (
+        f"{rule.id} {verb} for {where}: {main['name']} {how} "
+        f"{main['threshold']:g} ({main['value']:g}) in the {rule.window.split('/')[0]} window ending "
+        f"{_iso(_ms(alert['window_end']))}, from {alert['distinct_sources']} distinct sources; "
+        f"severity {alert['severity'].lower()}."
+    )
+
+
+def labels(rule: Rule, alert: dict) -> dict[str, str]:
+    out = {
+        "alertname": rule.id,
+        "rule": rule.id,
+        "severity": alert["severity"].lower(),
+        "country": alert["country"],
+        "indicator": ",".join(alert["indicator_ids"]),
+        "risk_factors": ",".join(f"rf{n}" for n in alert["risk_factors"]),
+    }
+    if alert["region"]:
+        out["region"] = alert["region"]
+    out.update({f"rf{n}": "true" for n in alert["risk_factors"]})
+    out.update({org: "true" for org in memberships(alert["country"])})
+    return out
+
+
+@lru_cache(maxsize=1)
+def _membership_table() -> dict[str, tuple[str, ...]]:
+    data = yaml.safe_load((Path(__file__).parent / "memberships.yaml").read_text(encoding="utf-8"))
+    table: dict[str, list[str]] = {}
+    for org, members in data.items():
+        for country in members:
+            table.setdefault(country, []).append(org)
+    return {c: tuple(sorted(orgs)) for c, orgs in table.items()}
+
+
+def memberships(country: str) -> tuple[str, ...]:
+    return _membership_table().get(country, ())
+
+
+def _prune(track: Track, rule: Rule) -> None:
+    """Keep only the windows an evaluation can still read (history before the decided window)."""
+    horizon = track.decided_end - rule.history_windows * rule.size_ms
+    for end in [e for e in track.series if e < horizon]:
+        del track.series[end]
+
+
+def _ms(value) -> int:
+    if isinstance(value, dt.datetime):
+        return int(value.timestamp() * 1000)
+    return int(value)
+
+
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
