@@ -23,10 +23,16 @@ kafka_app = typer.Typer(
     help="The local single-node Kafka broker for development, tests and the demo.", no_args_is_help=True
 )
 pipeline_app = typer.Typer(help="Beam pipelines on a streaming runner.", no_args_is_help=True)
+rules_app = typer.Typer(
+    help="Threshold rules: check a file, dry-run it over recorded signals.", no_args_is_help=True
+)
+alerts_app = typer.Typer(help="Alert events on tocsin.alerts.v1.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(rules_app, name="rules")
+app.add_typer(alerts_app, name="alerts")
 
 
 def _add_connectors() -> None:
@@ -212,6 +218,98 @@ def pipeline_indicators(ctx: typer.Context) -> None:
     from tocsin.pipelines.indicators.job import run
 
     run(list(ctx.args))
+
+
+@pipeline_app.command(
+    "alerts",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def pipeline_alerts(ctx: typer.Context) -> None:
+    """Indicator signals -> threshold rules -> alert events (firing, updated, resolved); --help for options."""
+    from tocsin.pipelines.rules.job import run
+
+    run(list(ctx.args))
+
+
+# -- rules and alerts --------------------------------------------------------------------------------
+
+CatalogueOpt = Annotated[
+    Path | None, typer.Option("--catalogue", help="Indicator catalogue (default: packaged)")
+]
+
+
+def _ruleset(file: Path, catalogue: Path | None):
+    from tocsin.pipelines.indicators.catalogue import CatalogueError, load_catalogue
+    from tocsin.pipelines.rules.config import RulesError, load_rules
+
+    try:
+        return load_rules(file, load_catalogue(catalogue))
+    except (RulesError, CatalogueError) as error:
+        typer.echo(f"{file}: {len(error.errors)} error(s)", err=True)
+        for line in error.errors:
+            typer.echo(f"  {line}", err=True)
+        raise typer.Exit(1) from None
+
+
+@rules_app.command("check")
+def rules_check(file: Path, catalogue: CatalogueOpt = None) -> None:
+    """Validate a rules file against the catalogue; exit 1 listing every error."""
+    ruleset = _ruleset(file, catalogue)
+    for rule in ruleset.rules:
+        typer.echo(f"{rule.id:40} {rule.kind:15} {rule.window:6} {rule.version}")
+    typer.echo(f"{len(ruleset.rules)} rules valid")
+
+
+@rules_app.command("test")
+def rules_test(
+    file: Path,
+    signals: Annotated[
+        Path, typer.Option("--signals", help="Signals as JSON lines (indicators --batch --output-file)")
+    ],
+    catalogue: CatalogueOpt = None,
+) -> None:
+    """Dry run: what the rules would fire over recorded signals, and why."""
+    from tocsin.pipelines.rules.dryrun import describe, dry_run, read_signals
+
+    ruleset = _ruleset(file, catalogue)
+    recorded = read_signals(signals)
+    alerts = dry_run(ruleset, recorded)
+    for alert in alerts:
+        typer.echo(describe(alert))
+    firing = {a["id"]: a["status"] for a in alerts}
+    still = sum(1 for s in firing.values() if s != "RESOLVED")
+    typer.echo(
+        f"{len(recorded)} signals, {len(alerts)} alert events, {len(firing)} alerts, {still} still firing"
+    )
+
+
+@alerts_app.command("tail")
+def alerts_tail(
+    bootstrap: Bootstrap = None,
+    topic: Annotated[str, typer.Option(help="Alert topic")] = "tocsin.alerts.v1",
+    from_beginning: Annotated[
+        bool, typer.Option("--from-beginning", help="Start at the oldest alert")
+    ] = False,
+    max_alerts: Annotated[int | None, typer.Option("--max", help="Stop after this many")] = None,
+    idle_timeout: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds without an alert")
+    ] = None,
+) -> None:
+    """Print alert events as they arrive (the example consumer for downstream services)."""
+    from tocsin.alerts_tail import tail
+    from tocsin.pipelines.rules.dryrun import describe
+
+    client = _kafka(bootstrap).client_config()
+    count = tail(
+        client,
+        topic,
+        lambda alert: typer.echo(describe(alert)),
+        from_beginning=from_beginning,
+        max_alerts=max_alerts,
+        idle_timeout_s=idle_timeout,
+    )
+    typer.echo(f"{count} alert events", err=True)
 
 
 @app.command()

@@ -24,7 +24,8 @@ from tocsin.pipelines.indicators.normalise import NormaliseError, as_observation
 from tocsin.pipelines.indicators.transforms import IndicatorSignals, WindowSpec, parse_duration_or_zero
 from tocsin.pipelines.io.commit import CommitWhenDurable, resume_floor
 from tocsin.pipelines.io.dead_letters import EncodeDeadLetters, LateToDeadLetter
-from tocsin.pipelines.io.kafka_sink import OutRecord, WriteToKafka
+from tocsin.pipelines.io.encode import EncodeAvro
+from tocsin.pipelines.io.kafka_sink import WriteToKafka
 from tocsin.pipelines.io.kafka_source import DEAD_LETTER, LATE, PROGRESS, ReadFromKafka, SourceConfig
 from tocsin.pipelines.options import KafkaOptions, kafka_client_config
 
@@ -68,28 +69,6 @@ class Settings:
             early_seconds=self.early_seconds,
             emit_after_ms=emit_after_ms,
         )
-
-
-class EncodeAvro(beam.PTransform):
-    """dicts -> OutRecord keyed by `id`, encoded with a tocsin schema (validated unless check=False)."""
-
-    def __init__(self, schema_name: str, fields=None, check: bool = True):
-        super().__init__()
-        self.schema_name = schema_name
-        self.fields = fields
-        self.check = check
-
-    def expand(self, records):
-        name, fields, check = self.schema_name, self.fields, self.check
-
-        def encode(record):
-            from tocsin.serde.avro import default_registry, encode
-
-            if fields is not None:
-                record = fields(record)
-            return OutRecord(record["id"].encode(), encode(default_registry().get(name), record, check=check))
-
-        return records | beam.Map(encode)
 
 
 def group_id_for(settings: Settings) -> str:

@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tocsin.pipelines.indicators.catalogue import Catalogue
-from tocsin.pipelines.indicators.transforms import WindowSpec
+from tocsin.pipelines.windowspec import WindowSpec
 
 SEVERITIES = ("watch", "warning", "critical")
 FIELDS = ("count", "weighted_count", "fatalities", "distinct_sources")
@@ -209,15 +209,20 @@ class RuleSet(BaseModel):
                 return rule
         raise KeyError(rule_id)
 
-    def for_signal(self, indicator_id: str, size_ms: int, period_ms: int, regional: bool):
-        """Rules that read a signal of this indicator, window and kind of place."""
+    def reading(self, indicator_id: str, start_ms: int, end_ms: int, regional: bool) -> list[Rule]:
+        """Rules that read a signal of this indicator, window and kind of place.
+
+        A signal's period is not on it: a rule reads the signals of its window size whose end falls on its
+        period (so a 1d/1d rule reads the midnight windows of a 1d/1h series).
+        """
         per = "region" if regional else "country"
         return [
             r
             for r in self.rules
             if indicator_id in r.indicator_ids
             and r.per == per
-            and (r.size_ms, r.period_ms) == (size_ms, period_ms)
+            and r.size_ms == end_ms - start_ms
+            and end_ms % r.period_ms == 0
         ]
 
 
@@ -254,23 +259,29 @@ def parse_rules(data: Any, catalogue: Catalogue) -> RuleSet:
         where = f"rules.{index}"
         if isinstance(raw, dict) and isinstance(raw.get("id"), str):
             if raw["id"] in first_seen:
-                errors.append(f"{where}.id: duplicate rule id {raw['id']!r} (first at rules.{first_seen[raw['id']]})")
+                errors.append(
+                    f"{where}.id: duplicate rule id {raw['id']!r} (first at rules.{first_seen[raw['id']]})"
+                )
             else:
                 first_seen[raw["id"]] = index
         try:
-            rule = Rule.model_validate(raw)
+            rules.append(Rule.model_validate(raw))
         except ValidationError as error:
             errors.extend(_messages(error, prefix=(where,)))
-            continue
-        if rule.indicator is not None:
-            errors.extend(_indicator_errors(f"{where}.indicator", rule.indicator, known))
-        for name in rule.indicators or {}:
-            errors.extend(_indicator_errors(f"{where}.indicators.{name}", name, known))
-        rules.append(rule)
+        # References are checked on the raw rule too, so one run lists them with the other errors.
+        if isinstance(raw, dict):
+            if isinstance(raw.get("indicator"), str):
+                errors.extend(_indicator_errors(f"{where}.indicator", raw["indicator"], known))
+            for name in _keys(raw.get("indicators")):
+                errors.extend(_indicator_errors(f"{where}.indicators.{name}", name, known))
     if errors:
         raise RulesError(errors)
     risk_factors = {i.id: tuple(i.risk_factors) for i in catalogue.indicators}
     return RuleSet(version=document.version, rules=tuple(rules), risk_factors=risk_factors)
+
+
+def _keys(value: Any) -> list[str]:
+    return [k for k in value if isinstance(k, str)] if isinstance(value, dict) else []
 
 
 def _indicator_errors(where: str, name: str, known: dict) -> list[str]:

@@ -52,6 +52,17 @@ def place_of(signal: dict) -> str:
     return f"{signal['country']}/{signal['region']}" if signal.get("region") else signal["country"]
 
 
+def track_key(rule_id: str, place: str) -> str:
+    return f"{rule_id}|{place}"
+
+
+def keyed_by_rule(ruleset, signal: dict):
+    """(track key, signal) for each rule reading the signal."""
+    start, end = _ms(signal["window_start"]), _ms(signal["window_end"])
+    for rule in ruleset.reading(signal["indicator_id"], start, end, bool(signal.get("region"))):
+        yield track_key(rule.id, place_of(signal)), signal
+
+
 def restore(rule_id: str, place: str, alert: dict | None) -> Track:
     """A Track resumed after a restart from the last alert on the alert topic."""
     track = Track(rule_id, place, alert=alert)
@@ -124,14 +135,18 @@ def _next_state(track: Track, rule: Rule, risk_factors: dict, end: int, ev: Eval
         return _alert(rule, risk_factors, track.place, end, ev, FIRING, None, ev.level)
     if complete and ev.active is False:
         values = [{**ev.values[0], "threshold": rule.resolve_threshold, "comparator": "<"}, *ev.values[1:]]
-        return _alert(rule, risk_factors, track.place, end, ev, RESOLVED, previous, previous["severity"].lower(), values)
+        return _alert(
+            rule, risk_factors, track.place, end, ev, RESOLVED, previous, previous["severity"].lower(), values
+        )
     lowest = next(s for s in SEVERITIES if s in rule.levels)
     severity = ev.level or lowest  # between resolve_below and the lowest level: hysteresis keeps it open
     before = previous["severity"].lower()
     if not complete and SEVERITIES.index(severity) <= SEVERITIES.index(before):
         return None  # early panes only raise
     evidence = ev.evidence or previous["evidence"]
-    if severity == before and [e["record_id"] for e in evidence] == [e["record_id"] for e in previous["evidence"]]:
+    if severity == before and [e["record_id"] for e in evidence] == [
+        e["record_id"] for e in previous["evidence"]
+    ]:
         return None
     return _alert(rule, risk_factors, track.place, end, ev, UPDATED, previous, severity)
 
@@ -226,4 +241,4 @@ def _ms(value) -> int:
 
 
 def _iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%MZ")

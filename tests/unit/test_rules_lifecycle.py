@@ -18,20 +18,44 @@ def catalogue():
 
 
 def rule_of(catalogue, **fields):
-    base = {"id": "r", "description": "test rule", "kind": "threshold", "indicator": "rf1.armed_conflict",
-            "window": "2h/1h", "levels": {"watch": 5, "warning": 10, "critical": 20}}
+    base = {
+        "id": "r",
+        "description": "test rule",
+        "kind": "threshold",
+        "indicator": "rf1.armed_conflict",
+        "window": "2h/1h",
+        "levels": {"watch": 5, "warning": 10, "critical": 20},
+    }
     ruleset = parse_rules({"version": 1, "rules": [base | fields]}, catalogue)
     return ruleset.rules[0], ruleset.risk_factors
 
 
-def signal(hour, count, *, indicator="rf1.armed_conflict", sources=3, pane="ON_TIME", index=0, evidence=("a",)):
+def signal(
+    hour, count, *, indicator="rf1.armed_conflict", sources=3, pane="ON_TIME", index=0, evidence=("a",)
+):
     return {
-        "indicator_id": indicator, "country": "SDN", "region": None,
-        "window_start": T0 + (hour - 2) * H, "window_end": T0 + hour * H,
-        "count": count, "weighted_count": float(count), "fatalities": 0, "distinct_sources": sources,
-        "pane": pane, "pane_index": index,
-        "evidence": [{"observation_id": e, "source_id": f"gdelt:{e}", "title": f"t {e}", "url": None,
-                      "origin": "x.org", "event_time": T0} for e in evidence],
+        "indicator_id": indicator,
+        "country": "SDN",
+        "region": None,
+        "window_start": T0 + (hour - 2) * H,
+        "window_end": T0 + hour * H,
+        "count": count,
+        "weighted_count": float(count),
+        "fatalities": 0,
+        "distinct_sources": sources,
+        "pane": pane,
+        "pane_index": index,
+        "evidence": [
+            {
+                "observation_id": e,
+                "source_id": f"gdelt:{e}",
+                "title": f"t {e}",
+                "url": None,
+                "origin": "x.org",
+                "event_time": T0,
+            }
+            for e in evidence
+        ],
     }
 
 
@@ -78,7 +102,9 @@ def test_hysteresis_no_flapping_on_a_value_oscillating_around_the_threshold(cata
 
 def test_persistence_needs_consecutive_windows(catalogue):
     rule, rfs = rule_of(catalogue, **{"for": 3})
-    assert run(rule, rfs, [signal(h + 1, c) for h, c in enumerate([6, 6, 1, 6, 6, 6])]) == [("FIRING", "WATCH", 6)]
+    assert run(rule, rfs, [signal(h + 1, c) for h, c in enumerate([6, 6, 1, 6, 6, 6])]) == [
+        ("FIRING", "WATCH", 6)
+    ]
     # a missing window (no signal) breaks the run: it counted zero
     assert run(rule, rfs, [signal(h, 6) for h in (1, 2, 4, 5)]) == []
 
@@ -101,7 +127,13 @@ def test_minimum_distinct_sources(catalogue):
 )
 def test_rate_of_change_against_the_previous_window(catalogue, history, current, expected):
     # 2h windows every hour: the previous non-overlapping window ends two hours before
-    rule, rfs = rule_of(catalogue, kind="rate_of_change", previous=1, min_value=5, levels={"watch": 2, "warning": 3, "critical": 5})
+    rule, rfs = rule_of(
+        catalogue,
+        kind="rate_of_change",
+        previous=1,
+        min_value=5,
+        levels={"watch": 2, "warning": 3, "critical": 5},
+    )
     # one event at hour 1 starts the history: windows before a place's first signal are unknown, not zero
     signals = [signal(1, 1), *([signal(2, history[0])] if history[0] else []), signal(4, current)]
     emitted = run(rule, rfs, signals)
@@ -109,8 +141,15 @@ def test_rate_of_change_against_the_previous_window(catalogue, history, current,
 
 
 def test_anomaly_against_the_places_own_baseline(catalogue):
-    rule, rfs = rule_of(catalogue, kind="anomaly", window="1h", baseline=6, min_history=4, min_value=3,
-                        levels={"watch": 3, "warning": 5, "critical": 8})
+    rule, rfs = rule_of(
+        catalogue,
+        kind="anomaly",
+        window="1h",
+        baseline=6,
+        min_history=4,
+        min_value=3,
+        levels={"watch": 3, "warning": 5, "critical": 8},
+    )
     quiet = [signal(h, 2) for h in range(1, 4)]
     assert run(rule, rfs, [*quiet, signal(4, 40)]) == []  # three windows of history: not ready
     history = [signal(h, c) for h, c in zip(range(1, 7), [20, 22, 18, 21, 19, 20])]
@@ -122,8 +161,15 @@ def test_anomaly_against_the_places_own_baseline(catalogue):
 
 
 def test_anomaly_ratio_method(catalogue):
-    rule, rfs = rule_of(catalogue, kind="anomaly", window="1h", baseline=4, min_history=2, method="ratio",
-                        levels={"watch": 2, "critical": 4})
+    rule, rfs = rule_of(
+        catalogue,
+        kind="anomaly",
+        window="1h",
+        baseline=4,
+        min_history=2,
+        method="ratio",
+        levels={"watch": 2, "critical": 4},
+    )
     assert run(rule, rfs, [signal(1, 5), signal(2, 5), signal(3, 11)]) == [("FIRING", "WATCH", 3)]
     assert run(rule, rfs, [signal(1, 5), signal(2, 5), signal(3, 20)]) == [("FIRING", "CRITICAL", 3)]
 
@@ -134,47 +180,76 @@ def test_risk_score_across_indicators(catalogue):
     assert observe(track, rule, rfs, signal(1, 10)) and track.alert["severity"] == "WATCH"  # 1/4 = 25
     [update] = observe(track, rule, rfs, signal(1, 4, indicator="rf8.incitement"))
     assert (update["status"], update["severity"]) == ("UPDATED", "CRITICAL")  # (1 + 3) / 4 = 100
-    assert update["values"][0] == {"name": "risk score (0-100)", "value": 100.0, "threshold": 75.0, "comparator": ">="}
+    assert update["values"][0] == {
+        "name": "risk score (0-100)",
+        "value": 100.0,
+        "threshold": 75.0,
+        "comparator": ">=",
+    }
     assert sorted(update["risk_factors"]) == [1, 7, 8]
     assert update["indicator_ids"] == ["rf1.armed_conflict", "rf8.incitement"]
 
 
 def rule_of_score(catalogue):
-    ruleset = parse_rules({"version": 1, "rules": [{
-        "id": "score", "description": "d", "kind": "risk_score", "window": "2h/1h",
-        "levels": {"watch": 25, "warning": 50, "critical": 75},
-        "indicators": {"rf1.armed_conflict": {"weight": 1, "saturation": 10},
-                       "rf8.incitement": {"weight": 3, "saturation": 4}}}]}, catalogue)
+    ruleset = parse_rules(
+        {
+            "version": 1,
+            "rules": [
+                {
+                    "id": "score",
+                    "description": "d",
+                    "kind": "risk_score",
+                    "window": "2h/1h",
+                    "levels": {"watch": 25, "warning": 50, "critical": 75},
+                    "indicators": {
+                        "rf1.armed_conflict": {"weight": 1, "saturation": 10},
+                        "rf8.incitement": {"weight": 3, "saturation": 4},
+                    },
+                }
+            ],
+        },
+        catalogue,
+    )
     return ruleset.rules[0], ruleset.risk_factors
 
 
 def test_early_panes_raise_but_never_lower_or_resolve(catalogue):
     rule, rfs = rule_of(catalogue)
-    assert run(rule, rfs, [
-        signal(1, 6),
-        signal(3, 1, pane="EARLY"),  # the next windows' first hits: partial, must not resolve
-        signal(2, 12, pane="EARLY"),  # enough already to raise the severity early
-        signal(2, 13, pane="ON_TIME", index=1),  # the same severity on time: no repeat... evidence same
-    ]) == [("FIRING", "WATCH", 1), ("UPDATED", "WARNING", 2)]
+    assert run(
+        rule,
+        rfs,
+        [
+            signal(1, 6),
+            signal(3, 1, pane="EARLY"),  # the next windows' first hits: partial, must not resolve
+            signal(2, 12, pane="EARLY"),  # enough already to raise the severity early
+            signal(2, 13, pane="ON_TIME", index=1),  # the same severity on time: no repeat... evidence same
+        ],
+    ) == [("FIRING", "WATCH", 1), ("UPDATED", "WARNING", 2)]
 
 
 def test_a_late_pane_revising_the_window_updates_the_alert(catalogue):
     rule, rfs = rule_of(catalogue)
     assert run(rule, rfs, [signal(1, 3), signal(1, 7, pane="LATE", index=1)]) == [("FIRING", "WATCH", 1)]
     assert run(rule, rfs, [signal(1, 7), signal(2, 8), signal(2, 2, pane="LATE", index=1)]) == [
-        ("FIRING", "WATCH", 1), ("RESOLVED", "WATCH", 2)]
+        ("FIRING", "WATCH", 1),
+        ("RESOLVED", "WATCH", 2),
+    ]
 
 
 def test_an_older_pane_delivered_after_a_newer_one_is_ignored(catalogue):
     rule, rfs = rule_of(catalogue)
     assert run(rule, rfs, [signal(1, 7, pane="LATE", index=2), signal(1, 2, pane="ON_TIME", index=1)]) == [
-        ("FIRING", "WATCH", 1)]
+        ("FIRING", "WATCH", 1)
+    ]
 
 
 def test_new_evidence_updates_a_firing_alert(catalogue):
     rule, rfs = rule_of(catalogue)
-    assert run(rule, rfs, [signal(1, 6, evidence=("a",)), signal(2, 6, evidence=("a",)),
-                           signal(3, 6, evidence=("a", "b"))]) == [("FIRING", "WATCH", 1), ("UPDATED", "WATCH", 3)]
+    assert run(
+        rule,
+        rfs,
+        [signal(1, 6, evidence=("a",)), signal(2, 6, evidence=("a",)), signal(3, 6, evidence=("a", "b"))],
+    ) == [("FIRING", "WATCH", 1), ("UPDATED", "WATCH", 3)]
 
 
 def test_absent_windows_count_zero_and_resolve(catalogue):
@@ -197,7 +272,10 @@ def test_ids_are_deterministic_and_a_new_episode_gets_a_new_id(catalogue):
     assert a == b
     ids = [events[0]["id"] for events in a]
     assert ids[0] == ids[1] != ids[2]
-    assert ids[0] == f"r:SDN:{__import__('datetime').datetime.fromtimestamp((T0 + H) / 1000, __import__('datetime').timezone.utc):%Y-%m-%dT%H:%MZ}"
+    assert (
+        ids[0]
+        == f"r:SDN:{__import__('datetime').datetime.fromtimestamp((T0 + H) / 1000, __import__('datetime').timezone.utc):%Y-%m-%dT%H:%MZ}"
+    )
     assert [events[0]["sequence"] for events in a] == [1, 2, 1]
 
 
@@ -221,11 +299,20 @@ def test_alert_content_and_routing_labels(catalogue):
     ]
     assert [e["record_id"] for e in alert["evidence"]] == ["gdelt:a", "gdelt:b"]
     assert alert["labels"] == {
-        "alertname": "r", "rule": "r", "severity": "warning", "country": "SDN",
-        "indicator": "rf1.armed_conflict", "risk_factors": "rf1", "rf1": "true",
-        "au": "true", "igad": "true", "las": "true",
+        "alertname": "r",
+        "rule": "r",
+        "severity": "warning",
+        "country": "SDN",
+        "indicator": "rf1.armed_conflict",
+        "risk_factors": "rf1",
+        "rf1": "true",
+        "au": "true",
+        "igad": "true",
+        "las": "true",
     }
-    assert alert["summary"].startswith("r fired for SDN: rf1.armed_conflict count reached 10 (12) in the 2h window")
+    assert alert["summary"].startswith(
+        "r fired for SDN: rf1.armed_conflict count reached 10 (12) in the 2h window"
+    )
     assert alert["rule_version"] == rule.version and len(rule.version) == 12
 
 

@@ -1,0 +1,140 @@
+"""`tocsin pipeline alerts`: indicator signals -> threshold rules -> alert events on tocsin.alerts.v1.
+
+Reads tocsin.signals.v1 (event time: each signal's window start), evaluates the rules on each (rule, place)
+series in Beam state, and writes every alert event (FIRING, UPDATED, RESOLVED) keyed by alert id. At start
+it reads the alert topic for the last state of every (rule, place), so that after a restart or a replay
+nothing already emitted is emitted again; offsets are committed once the alerts are durable, rewound by
+the longest history a rule reads so that the series are rebuilt whole on restart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import apache_beam as beam
+
+from tocsin.pipelines.indicators.catalogue import load_catalogue
+from tocsin.pipelines.indicators.transforms import parse_duration_or_zero
+from tocsin.pipelines.io.commit import CommitWhenDurable
+from tocsin.pipelines.io.dead_letters import EncodeDeadLetters, LateToDeadLetter
+from tocsin.pipelines.io.decoders import AvroWithEventTime
+from tocsin.pipelines.io.encode import EncodeAvro
+from tocsin.pipelines.io.kafka_sink import WriteToKafka
+from tocsin.pipelines.io.kafka_source import DEAD_LETTER, LATE, PROGRESS, ReadFromKafka, SourceConfig
+from tocsin.pipelines.options import KafkaOptions, kafka_client_config
+from tocsin.pipelines.rules.config import RuleSet, load_rules
+from tocsin.pipelines.rules.transforms import Alerts, latest_alerts
+
+STAGE = "pipeline.alerts"
+
+
+def history_window(ruleset: RuleSet) -> tuple[int, int]:
+    """(seconds of history the rules read, gcd of their periods): what the commit must keep re-readable."""
+    span = max(r.history_windows * r.size_ms for r in ruleset.rules) // 1000
+    period = math.gcd(*(r.period_ms // 1000 for r in ruleset.rules))
+    return span - span % period, period
+
+
+def restored_alerts(client: dict, topic: str) -> dict[str, dict]:
+    from tocsin.kafka.read import read_topic
+    from tocsin.serde.avro import decode
+
+    return latest_alerts(decode(record.value) for record in read_topic(client, topic))
+
+
+def build_streaming(pipeline, opts: KafkaOptions, client: dict, ruleset: RuleSet, known, restored):
+    lateness_s = parse_duration_or_zero(known.allowed_lateness)
+    config = SourceConfig(
+        decode=AvroWithEventTime("IndicatorSignal", "window_start"),
+        client=client,
+        topics=(known.signals_topic,),
+        group_id=opts.group_id or f"tocsin.alerts.{known.alerts_topic}",
+        start=opts.start,
+        idle_timeout=opts.idle_timeout,
+        close_when_idle=opts.close_when_idle,
+        max_out_of_orderness=opts.max_out_of_orderness,
+        allowed_lateness=lateness_s,
+        shards=opts.source_shards,
+    )
+    read = pipeline | "Read" >> ReadFromKafka(config)
+    written = (
+        read.records
+        | "Signal" >> beam.Map(lambda r: r.value)
+        | "Alerts" >> Alerts(ruleset, restored)
+        | "EncodeAlerts" >> EncodeAvro("Alert")
+        | "WriteAlerts" >> WriteToKafka(client, known.alerts_topic)
+    )
+    _ = (
+        (read[LATE] | "TooLate" >> LateToDeadLetter(STAGE, lateness_s, "too-late"), read[DEAD_LETTER])
+        | "DeadLetters" >> beam.Flatten()
+        | "EncodeDeadLetters" >> EncodeDeadLetters()
+        | "WriteDeadLetters" >> WriteToKafka(client, opts.dead_letter_topic)
+    )
+    span_s, period_s = history_window(ruleset)
+    _ = (read[PROGRESS], written) | "CommitOffsets" >> CommitWhenDurable(
+        client, config.group_id, span_s, period_s, lateness_s
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tocsin pipeline alerts", description=__doc__.split("\n")[0])
+    p.add_argument("--rules", type=Path, default=None, help="Rules YAML (default: packaged)")
+    p.add_argument(
+        "--catalogue", type=Path, default=None, help="Indicator catalogue YAML (default: packaged)"
+    )
+    p.add_argument("--external-lexicons", type=Path, default=None, help="Directory of external lexicons")
+    p.add_argument("--enable", action="append", default=[], help="Enable an indicator disabled in the file")
+    p.add_argument("--signals-topic", default="tocsin.signals.v1")
+    p.add_argument("--alerts-topic", default="tocsin.alerts.v1")
+    p.add_argument(
+        "--allowed-lateness",
+        default="9d",
+        help="How late a signal may arrive, in its window-start event time: the largest window plus the "
+        "indicator job's lateness (default 9d = 7d + 2d)",
+    )
+    return p
+
+
+def load(known) -> RuleSet:
+    catalogue = load_catalogue(known.catalogue, external_dir=known.external_lexicons, enable=known.enable)
+    return load_rules(known.rules, catalogue)
+
+
+def run(argv: list[str] | None = None) -> None:
+    from tocsin.runners import streaming_options
+    from tocsin.telemetry.logging import get_logger
+    from tocsin.telemetry.metrics import serve_metrics
+
+    p = parser()
+    if argv is not None and ("-h" in argv or "--help" in argv):
+        KafkaOptions._add_argparse_args(p.add_argument_group("Kafka (pipeline options)"))
+        p.epilog = "Any Beam pipeline option (--runner, --parallelism, ...) is passed to the runner."
+    known, beam_args = p.parse_known_args(argv)
+    try:
+        ruleset = load(known)
+        parse_duration_or_zero(known.allowed_lateness)
+    except ValueError as error:
+        p.error(str(error))
+    log = get_logger(stage="alerts")
+    options = streaming_options(beam_args)
+    opts = options.view_as(KafkaOptions)
+    port = serve_metrics(opts.metrics_port)
+    client = kafka_client_config(opts)
+    restored = restored_alerts(client, known.alerts_topic)
+    log.info(
+        "starting",
+        rules=[r.id for r in ruleset.rules],
+        signals_topic=known.signals_topic,
+        alerts_topic=known.alerts_topic,
+        restored_alerts=len(restored),
+        metrics_port=port,
+        runner=options.get_all_options()["runner"],
+    )
+    with beam.Pipeline(options=options) as pipeline:
+        build_streaming(pipeline, opts, client, ruleset, known, restored)
+
+
+if __name__ == "__main__":
+    run()
