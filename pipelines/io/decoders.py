@@ -51,3 +51,18 @@ class RawToObservation:
         schema = default_registry().by_fingerprint[writer_fingerprint(value)]
         observation = normalise(schema.name.rsplit(".", 1)[-1], record)
         return observation, observation["event_time"]
+
+
+class SignalWithEventTime:
+    """Decode an IndicatorSignal; its event time is its window end, or its start for an early pane.
+
+    See tocsin.pipelines.rules.transforms: early panes of later windows must not move the alert stage's
+    watermark past windows whose on-time pane is still to come.
+    """
+
+    def __call__(self, value: bytes):
+        from tocsin.pipelines.rules.transforms import signal_event_time
+        from tocsin.serde.avro import decode, default_registry
+
+        signal = decode(value, default_registry().get("IndicatorSignal"))
+        return signal, signal_event_time(signal)

@@ -13,9 +13,15 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tocsin.pipelines.rules.config import RuleSet
-from tocsin.pipelines.rules.lifecycle import Track, absent, keyed_by_rule, next_absent_check, observe, restore
-
-PANE_ORDER = {"EARLY": 0, "ON_TIME": 1, "UNKNOWN": 1, "LATE": 2}
+from tocsin.pipelines.rules.lifecycle import (
+    PANE_ORDER,
+    Track,
+    absent,
+    keyed_by_rule,
+    next_absent_check,
+    observe,
+    restore,
+)
 
 
 def read_signals(path: Path) -> list[dict]:
@@ -48,9 +54,7 @@ def _absent_until(ruleset: RuleSet, tracks: dict, now_ms: int) -> list[dict]:
     for track in tracks.values():
         rule = ruleset.by_id(track.rule_id)
         check = next_absent_check(track, rule)
-        while check is not None and check + rule.size_ms <= now_ms:
-            if check in track.series:  # it has a signal: observed already
-                break
+        while check is not None and check + rule.period_ms <= now_ms:
             out += absent(track, rule, ruleset.risk_factors, check)
             check = next_absent_check(track, rule)
     return out

@@ -1,6 +1,6 @@
 """`tocsin pipeline alerts`: indicator signals -> threshold rules -> alert events on tocsin.alerts.v1.
 
-Reads tocsin.signals.v1 (event time: each signal's window start), evaluates the rules on each (rule, place)
+Reads tocsin.signals.v1 (event time: a signal's window end, its start for an early pane), evaluates the rules on each (rule, place)
 series in Beam state, and writes every alert event (FIRING, UPDATED, RESOLVED) keyed by alert id. At start
 it reads the alert topic for the last state of every (rule, place), so that after a restart or a replay
 nothing already emitted is emitted again; offsets are committed once the alerts are durable, rewound by
@@ -19,7 +19,7 @@ from tocsin.pipelines.indicators.catalogue import load_catalogue
 from tocsin.pipelines.indicators.transforms import parse_duration_or_zero
 from tocsin.pipelines.io.commit import CommitWhenDurable
 from tocsin.pipelines.io.dead_letters import EncodeDeadLetters, LateToDeadLetter
-from tocsin.pipelines.io.decoders import AvroWithEventTime
+from tocsin.pipelines.io.decoders import SignalWithEventTime
 from tocsin.pipelines.io.encode import EncodeAvro
 from tocsin.pipelines.io.kafka_sink import WriteToKafka
 from tocsin.pipelines.io.kafka_source import DEAD_LETTER, LATE, PROGRESS, ReadFromKafka, SourceConfig
@@ -47,7 +47,7 @@ def restored_alerts(client: dict, topic: str) -> dict[str, dict]:
 def build_streaming(pipeline, opts: KafkaOptions, client: dict, ruleset: RuleSet, known, restored):
     lateness_s = parse_duration_or_zero(known.allowed_lateness)
     config = SourceConfig(
-        decode=AvroWithEventTime("IndicatorSignal", "window_start"),
+        decode=SignalWithEventTime(),
         client=client,
         topics=(known.signals_topic,),
         group_id=opts.group_id or f"tocsin.alerts.{known.alerts_topic}",
@@ -91,8 +91,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--allowed-lateness",
         default="9d",
-        help="How late a signal may arrive, in its window-start event time: the largest window plus the "
-        "indicator job's lateness (default 9d = 7d + 2d)",
+        help="How late a signal may arrive behind the watermark: an early pane is stamped with its window "
+        "start, so the largest window plus the indicator job's lateness (default 9d = 7d + 2d)",
     )
     return p
 

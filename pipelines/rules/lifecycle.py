@@ -30,6 +30,7 @@ from tocsin.pipelines.rules.evaluate import Evaluation, breached, evaluate
 
 FIRING, UPDATED, RESOLVED = "FIRING", "UPDATED", "RESOLVED"
 COMPLETE_PANES = ("ON_TIME", "LATE", "UNKNOWN")
+PANE_ORDER = {"EARLY": 0, "ON_TIME": 1, "UNKNOWN": 1, "LATE": 2}  # panes of one window, in emission order
 SIGNAL_FIELDS = ("count", "weighted_count", "fatalities", "distinct_sources")
 
 
@@ -42,6 +43,9 @@ class Track:
     decided_end: int | None = None  # latest window decided on complete data
     alert: dict | None = None  # last alert emitted (or restored)
     quiet_until: int | None = None  # restored: emit nothing until a window past this end is decided
+    raised_end: int | None = (
+        None  # an early pane of this window raised the alert: earlier windows can't lower it
+    )
 
     @property
     def firing(self) -> bool:
@@ -96,7 +100,8 @@ def observe(track: Track, rule: Rule, risk_factors: dict, signal: dict) -> list[
 
 
 def absent(track: Track, rule: Rule, risk_factors: dict, end: int) -> list[dict]:
-    """Decide a window that produced no signal (the watermark passed it): it counted zero."""
+    """Decide a window whose complete pane never came (the watermark passed it) on what it got: nothing,
+    so zero, or the early panes it had."""
     if track.decided_end is not None and end <= track.decided_end:
         return []
     track.decided_end = end
@@ -105,13 +110,24 @@ def absent(track: Track, rule: Rule, risk_factors: dict, end: int) -> list[dict]
 
 
 def next_absent_check(track: Track, rule: Rule) -> int | None:
-    """Window end to decide as absent if nothing arrives for it; only a firing alert needs one."""
-    if not track.firing or track.decided_end is None:
+    """The next window to decide even if no complete pane arrives for it; only a firing alert needs one."""
+    if not track.firing:
         return None
-    return track.decided_end + rule.period_ms
+    if track.decided_end is not None:
+        return track.decided_end + rule.period_ms
+    if track.raised_end is not None:
+        return track.raised_end  # raised by an early pane: its window must still be decided
+    if track.quiet_until is not None:
+        return track.quiet_until + rule.period_ms
+    return None
 
 
 def _decide(track: Track, rule: Rule, risk_factors: dict, end: int, complete: bool) -> list[dict]:
+    if complete and track.raised_end is not None:
+        if end < track.raised_end:
+            complete = False  # a later window's early pane already raised the alert: no flapping back
+        else:
+            track.raised_end = None
     ev = evaluate(rule, track.series, track.first_end, end)
     new = _next_state(track, rule, risk_factors, end, ev, complete)
     if track.quiet_until is not None:
@@ -120,6 +136,8 @@ def _decide(track: Track, rule: Rule, risk_factors: dict, end: int, complete: bo
         track.quiet_until = None
     if new is None:
         return []
+    if not complete:
+        track.raised_end = end
     track.alert = new
     return [new]
 

@@ -1,6 +1,6 @@
 """Alerts (rules over signals, lifecycle in Beam state) on the local streaming runner, driven by TestStream.
 
-Signals carry their window start as event time, as they do when read from tocsin.signals.v1.
+Signals carry the event time the job's decoder gives them (window end; window start for early panes).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from apache_beam.transforms.window import TimestampedValue
 from tocsin.pipelines.indicators import load_catalogue
 from tocsin.pipelines.rules.config import parse_rules
 from tocsin.pipelines.rules.lifecycle import Track, observe, track_key
-from tocsin.pipelines.rules.transforms import Alerts
+from tocsin.pipelines.rules.transforms import Alerts, signal_event_time
 from tocsin.runners import streaming_options
 
 pytestmark = pytest.mark.runner
@@ -69,8 +69,8 @@ def signal(hour: int, count: int, pane: str = "ON_TIME", index: int = 0, evidenc
     }
 
 
-def at_start(s: dict) -> TimestampedValue:
-    return TimestampedValue(s, s["window_start"] / 1000)
+def stamped(s: dict) -> TimestampedValue:
+    return TimestampedValue(s, signal_event_time(s) / 1000)
 
 
 def run(stream: TestStream, expected: list, restored=None) -> None:
@@ -86,9 +86,7 @@ def run(stream: TestStream, expected: list, restored=None) -> None:
 def test_fire_update_resolve():
     stream = TestStream()
     for hour, count in ((1, 6), (2, 12), (3, 4), (4, 2)):  # 4 is inside the hysteresis band: no resolve
-        stream = stream.add_elements([at_start(signal(hour, count))]).advance_watermark_to(
-            T0 + (hour - 1) * H
-        )
+        stream = stream.add_elements([stamped(signal(hour, count))]).advance_watermark_to(T0 + (hour - 1) * H)
     expected = [
         ("FIRING", "WATCH", 1, 1),
         ("UPDATED", "WARNING", 2, 2),
@@ -102,9 +100,9 @@ def test_a_replay_of_the_same_signals_emits_no_duplicate():
     signals = [signal(1, 6), signal(2, 12), signal(3, 2)]
     stream = (
         TestStream()
-        .add_elements([at_start(s) for s in signals])
+        .add_elements([stamped(s) for s in signals])
         .advance_watermark_to(T0 + 2 * H)
-        .add_elements([at_start(s) for s in signals])  # the same panes delivered again
+        .add_elements([stamped(s) for s in signals])  # the same panes delivered again
         .advance_watermark_to_infinity()
     )
     run(stream, [("FIRING", "WATCH", 1, 1), ("UPDATED", "WARNING", 2, 2), ("RESOLVED", "WARNING", 3, 3)])
@@ -118,9 +116,9 @@ def test_after_a_restart_the_restored_alerts_are_not_emitted_again():
     restored = {track_key("fights", "SDN"): emitted[-1]}  # what the job reads from the alert topic
     stream = (
         TestStream()
-        .add_elements([at_start(s) for s in signals])  # re-read from the committed offsets
+        .add_elements([stamped(s) for s in signals])  # re-read from the committed offsets
         .advance_watermark_to(T0 + 2 * H)
-        .add_elements([at_start(signal(4, 2))])  # then something new
+        .add_elements([stamped(signal(4, 2))])  # then something new
     )
     # Replaying window 1 (count 6) against the restored WARNING alert would downgrade it to WATCH if the
     # replay were not recognised; window 3 is unchanged; window 4 resolves it, continuing its sequence.
@@ -130,11 +128,11 @@ def test_after_a_restart_the_restored_alerts_are_not_emitted_again():
 def test_a_late_pane_revising_a_signal_updates_the_alert():
     stream = (
         TestStream()
-        .add_elements([at_start(signal(1, 3))])
+        .add_elements([stamped(signal(1, 3))])
         .advance_watermark_to(T0 + 2 * H)
-        .add_elements([at_start(signal(1, 7, pane="LATE", index=1))])  # late data revised window 1
-        .advance_watermark_to(T0 + 3 * H)
-        .add_elements([at_start(signal(1, 11, pane="LATE", index=2, evidence=("e1", "e2")))])
+        .add_elements([stamped(signal(1, 7, pane="LATE", index=1))])  # late data revised window 1
+        .advance_watermark_to(T0 + 2 * H + 1800)
+        .add_elements([stamped(signal(1, 11, pane="LATE", index=2, evidence=("e1", "e2")))])
     )
     # The stream then ends (the watermark goes to infinity): window 2 got nothing, so the alert resolves.
     expected = [("FIRING", "WATCH", 1, 1), ("UPDATED", "WARNING", 1, 2), ("RESOLVED", "WARNING", 2, 3)]
@@ -144,7 +142,24 @@ def test_a_late_pane_revising_a_signal_updates_the_alert():
 def test_a_firing_alert_whose_signals_stop_resolves_once_the_watermark_passes():
     stream = (
         TestStream()
-        .add_elements([at_start(signal(1, 6))])
+        .add_elements([stamped(signal(1, 6))])
         .advance_watermark_to(T0 + 5 * H)  # windows ending at 2h, 3h... got nothing: counted zero
     )
     run(stream, [("FIRING", "WATCH", 1, 1), ("RESOLVED", "WATCH", 2, 2)])
+
+
+def test_windows_arriving_out_of_order_are_decided_in_window_order():
+    # One place's signals come from several partitions: here window 3 is read before windows 1 and 2.
+    stream = (
+        TestStream()
+        .add_elements([stamped(signal(3, 2)), stamped(signal(1, 6)), stamped(signal(2, 12))])
+        .advance_watermark_to(T0 + 3 * H)
+    )
+    run(stream, [("FIRING", "WATCH", 1, 1), ("UPDATED", "WARNING", 2, 2), ("RESOLVED", "WARNING", 3, 3)])
+
+
+def test_an_early_pane_raises_the_alert_before_its_window_closes():
+    # Stamped with its window start, the early pane is decided at once, long before the window's end.
+    stream = TestStream().add_elements([stamped(signal(1, 11, pane="EARLY"))])
+    # The stream then ends: window 1 keeps its early value (no change), window 2 got nothing and resolves.
+    run(stream, [("FIRING", "WARNING", 1, 1), ("RESOLVED", "WARNING", 2, 2)])

@@ -227,6 +227,20 @@ def test_early_panes_raise_but_never_lower_or_resolve(catalogue):
     ) == [("FIRING", "WATCH", 1), ("UPDATED", "WARNING", 2)]
 
 
+def test_an_earlier_window_decided_after_a_later_early_pane_does_not_lower_the_alert(catalogue):
+    rule, rfs = rule_of(catalogue)
+    assert run(
+        rule,
+        rfs,
+        [
+            signal(2, 12, pane="EARLY"),  # raised early on window 2
+            signal(1, 6),  # window 1 closes after that: watch level, but window 2 already says warning
+            signal(2, 12, index=1),  # window 2 on time: unchanged
+            signal(3, 6),
+        ],
+    ) == [("FIRING", "WARNING", 2), ("UPDATED", "WATCH", 3)]
+
+
 def test_a_late_pane_revising_the_window_updates_the_alert(catalogue):
     rule, rfs = rule_of(catalogue)
     assert run(rule, rfs, [signal(1, 3), signal(1, 7, pane="LATE", index=1)]) == [("FIRING", "WATCH", 1)]
