@@ -102,7 +102,7 @@ class Rule(_Strict):
         if not value:
             raise ValueError("at least one of watch, warning, critical is needed")
         ordered = [value[s] for s in SEVERITIES if s in value]
-        if any(b <= a for a, b in zip(ordered, ordered[1:])):
+        if any(b <= a for a, b in zip(ordered, ordered[1:], strict=False)):
             raise ValueError("levels must increase from watch to warning to critical")
         return value
 

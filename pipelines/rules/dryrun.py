@@ -1,24 +1,24 @@
 """`tocsin rules test`: run rules over recorded signals, in event-time order, without Beam or Kafka.
 
-The same pure lifecycle as the pipeline: signals are replayed by window end (then pane), each to the rules
-that read it; a firing alert whose signals stop is decided as zero once the replay is a whole window past
-the missing window, as the pipeline's timer does. Alerts still firing at the end of the signals stay so.
+The same pure lifecycle, decided in the same order as the pipeline's: signals are replayed by window
+end (then pane), each to the rules that read it; before a place's window is decided, its earlier windows
+without a complete pane are decided on what they got; and as the replay's watermark (the window end being
+replayed) passes a period beyond a firing alert's next window, that window is decided too, as the
+pipeline's timer does. Alerts still firing at the end of the signals stay so.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterable
 from pathlib import Path
 
 from tocsin.pipelines.rules.config import RuleSet
 from tocsin.pipelines.rules.lifecycle import (
-    PANE_ORDER,
     Track,
-    absent,
+    absent_before,
+    decision_order,
     keyed_by_rule,
-    next_absent_check,
     observe,
     restore,
 )
@@ -33,31 +33,21 @@ def read_signals(path: Path) -> list[dict]:
 def dry_run(ruleset: RuleSet, signals: Iterable[dict]) -> list[dict]:
     tracks: dict[str, Track] = {}
     emitted: list[dict] = []
-    ordered = sorted(
-        signals,
-        key=lambda s: (_ms(s["window_end"]), PANE_ORDER.get(s.get("pane"), 1), s.get("pane_index", 0)),
-    )
-    for signal in ordered:
-        now = _ms(signal["window_start"])  # the pipeline's event time for a signal
-        emitted += _absent_until(ruleset, tracks, now)
+    for signal in sorted(signals, key=decision_order):
+        end = decision_order(signal)[0]
+        for track in tracks.values():  # the watermark reached `end`
+            rule = ruleset.by_id(track.rule_id)
+            emitted += absent_before(track, rule, ruleset.risk_factors, end - rule.period_ms + 1)
         for key, keyed in keyed_by_rule(ruleset, signal):
             track = tracks.get(key)
             if track is None:
                 rule_id, place = key.split("|", 1)
                 track = tracks[key] = restore(rule_id, place, None)
-            emitted += observe(track, ruleset.by_id(track.rule_id), ruleset.risk_factors, keyed)
+            rule = ruleset.by_id(track.rule_id)
+            if keyed.get("pane") != "EARLY":
+                emitted += absent_before(track, rule, ruleset.risk_factors, end)
+            emitted += observe(track, rule, ruleset.risk_factors, keyed)
     return emitted
-
-
-def _absent_until(ruleset: RuleSet, tracks: dict, now_ms: int) -> list[dict]:
-    out = []
-    for track in tracks.values():
-        rule = ruleset.by_id(track.rule_id)
-        check = next_absent_check(track, rule)
-        while check is not None and check + rule.period_ms <= now_ms:
-            out += absent(track, rule, ruleset.risk_factors, check)
-            check = next_absent_check(track, rule)
-    return out
 
 
 def describe(alert: dict) -> str:
@@ -73,9 +63,3 @@ def describe(alert: dict) -> str:
     labels = ", ".join(f"{k}={v}" for k, v in sorted(alert["labels"].items()))
     lines.append(f"    labels: {labels}")
     return "\n".join(lines)
-
-
-def _ms(value) -> int:
-    if isinstance(value, dt.datetime):
-        return int(value.timestamp() * 1000)
-    return int(value)

@@ -122,6 +122,33 @@ def next_absent_check(track: Track, rule: Rule) -> int | None:
     return None
 
 
+def signal_event_time(signal: dict) -> int:
+    """Event time (ms) the alert stage gives a signal: see the module's docstring."""
+    return _ms(signal["window_start"] if signal.get("pane") == "EARLY" else signal["window_end"])
+
+
+def decision_order(signal: dict) -> tuple:
+    return _ms(signal["window_end"]), PANE_ORDER.get(signal.get("pane"), 1), signal.get("pane_index", 0)
+
+
+def absent_before(track: Track, rule: Rule, risk_factors: dict, end_ms: int) -> list[dict]:
+    """Decide every window of a firing alert ending before end_ms with no complete pane: on what it got
+    (nothing, so zero; or an early pane whose on-time pane never came)."""
+    events = []
+    check = next_absent_check(track, rule)
+    while check is not None and check < end_ms:
+        events += absent(track, rule, risk_factors, check)
+        check = next_absent_check(track, rule)
+    return events
+
+
+def absent_due(track: Track, rule: Rule) -> int | None:
+    """When to decide the next window of a firing alert if no signal comes: a period past its end, a
+    margin for on-time panes of that window still in flight in another partition."""
+    check = next_absent_check(track, rule)
+    return None if check is None else check + rule.period_ms
+
+
 def _decide(track: Track, rule: Rule, risk_factors: dict, end: int, complete: bool) -> list[dict]:
     if complete and track.raised_end is not None:
         if end < track.raised_end:

@@ -20,12 +20,13 @@ from apache_beam.utils.timestamp import Timestamp
 
 from tocsin.pipelines.rules.config import RuleSet
 from tocsin.pipelines.rules.lifecycle import (
-    PANE_ORDER,
-    absent,
+    absent_before,
+    absent_due,
+    decision_order,
     keyed_by_rule,
-    next_absent_check,
     observe,
     restore,
+    signal_event_time,  # noqa: F401 (the decoder and tests use it from here)
     track_key,
 )
 from tocsin.telemetry.metrics import counter
@@ -47,14 +48,16 @@ class AlertLifecycle(beam.DoFn):
 
     Signals of one place reach this key from several partitions, so not in window order; deciding them
     as they come would skip windows (a window decided after a later one only revises history). Complete
-    (on-time, late) panes therefore wait in a bag until the input watermark passes their window end, and
-    are then decided in window order; early panes are decided at once (they can only raise an alert).
-    The same timer decides, as zero, the windows of a firing alert that got no signal at all.
+    (on-time, late) panes therefore wait in a bag until the input watermark passes the latest of their
+    window ends, and are then decided in window order, all at once (one timer per batch, not per window:
+    a replay of years of signals is decided in one firing). Early panes are decided at once (they can only
+    raise an alert). With nothing waiting, the timer decides the next window of a firing alert if no
+    complete pane comes for it: as zero, or on its early panes.
     """
 
     TRACK = ReadModifyWriteStateSpec("track", PickleCoder())
     PENDING = BagStateSpec("pending", PickleCoder())
-    ARMED = ReadModifyWriteStateSpec("armed", PickleCoder())
+    PENDING_MAX = ReadModifyWriteStateSpec("pending_max", PickleCoder())
     DUE = TimerSpec("due", TimeDomain.WATERMARK)
 
     def __init__(self, ruleset: RuleSet, restored: dict[str, dict] | None = None):
@@ -73,7 +76,7 @@ class AlertLifecycle(beam.DoFn):
         element,
         track_state=beam.DoFn.StateParam(TRACK),
         pending=beam.DoFn.StateParam(PENDING),
-        armed=beam.DoFn.StateParam(ARMED),
+        pending_max=beam.DoFn.StateParam(PENDING_MAX),
         due=beam.DoFn.TimerParam(DUE),
     ):
         key, signal = element
@@ -83,13 +86,16 @@ class AlertLifecycle(beam.DoFn):
             rule = self.ruleset.by_id(track.rule_id)
             events = observe(track, rule, self.ruleset.risk_factors, signal)
             track_state.write(track)
-            check = _absent_due(track, rule)
-            if check is not None:
-                _arm(armed, due, check)
+            if pending_max.read() is None and absent_due(track, rule) is not None:
+                due.set(_at(absent_due(track, rule)))
             yield from _counted(events)
             return
         pending.add(signal)
-        _arm(armed, due, _ms(signal["window_end"]))
+        end = _ms(signal["window_end"])
+        latest = pending_max.read()
+        if latest is None or end > latest:
+            pending_max.write(end)
+            due.set(_at(end))
 
     @on_timer(DUE)
     def on_due(
@@ -98,11 +104,10 @@ class AlertLifecycle(beam.DoFn):
         fired=beam.DoFn.TimestampParam,
         track_state=beam.DoFn.StateParam(TRACK),
         pending=beam.DoFn.StateParam(PENDING),
-        armed=beam.DoFn.StateParam(ARMED),
+        pending_max=beam.DoFn.StateParam(PENDING_MAX),
         due=beam.DoFn.TimerParam(DUE),
     ):
         now = fired.micros // 1000
-        armed.clear()
         track = self._track(key, track_state)
         rule = self.ruleset.by_id(track.rule_id)
         waiting = list(pending.read())
@@ -110,51 +115,26 @@ class AlertLifecycle(beam.DoFn):
         later = [s for s in waiting if _ms(s["window_end"]) > now]
         events = []
         for signal in ready:
-            events += _absent_before(track, rule, self.ruleset, _ms(signal["window_end"]))
+            events += absent_before(track, rule, self.ruleset.risk_factors, _ms(signal["window_end"]))
             events += observe(track, rule, self.ruleset.risk_factors, signal)
-        events += _absent_before(track, rule, self.ruleset, now - rule.period_ms + 1)
+        events += absent_before(track, rule, self.ruleset.risk_factors, now - rule.period_ms + 1)
         pending.clear()
         for signal in later:
             pending.add(signal)
         track_state.write(track)
-        for end in [_ms(s["window_end"]) for s in later] + [_absent_due(track, rule)]:
-            if end is not None:
-                _arm(armed, due, end)
+        if later:
+            latest = max(_ms(s["window_end"]) for s in later)
+            pending_max.write(latest)
+            due.set(_at(latest))
+        else:
+            pending_max.clear()
+            if absent_due(track, rule) is not None:
+                due.set(_at(absent_due(track, rule)))
         yield from _counted(events)
 
 
-def signal_event_time(signal: dict) -> int:
-    """Event time (ms) the alert stage gives a signal: see the module's docstring."""
-    return _ms(signal["window_start"] if signal.get("pane") == "EARLY" else signal["window_end"])
-
-
-def decision_order(signal: dict) -> tuple:
-    return _ms(signal["window_end"]), PANE_ORDER.get(signal.get("pane"), 1), signal.get("pane_index", 0)
-
-
-def _absent_before(track, rule, ruleset: RuleSet, end_ms: int) -> list[dict]:
-    """Decide every window of a firing alert ending before end_ms with no complete pane: on what it got
-    (nothing, so zero; or an early pane whose on-time pane never came)."""
-    events = []
-    check = next_absent_check(track, rule)
-    while check is not None and check < end_ms:
-        events += absent(track, rule, ruleset.risk_factors, check)
-        check = next_absent_check(track, rule)
-    return events
-
-
-def _absent_due(track, rule) -> int | None:
-    """When to decide the next window of a firing alert if no signal comes: a period past its end, a
-    margin for on-time panes of that window still in flight in another partition."""
-    check = next_absent_check(track, rule)
-    return None if check is None else check + rule.period_ms
-
-
-def _arm(armed, due, at_ms: int) -> None:
-    current = armed.read()
-    if current is None or at_ms < current:
-        armed.write(at_ms)
-        due.set(Timestamp(micros=at_ms * 1000))
+def _at(ms: int) -> Timestamp:
+    return Timestamp(micros=ms * 1000)
 
 
 def _counted(events):
