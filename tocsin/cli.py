@@ -226,7 +226,7 @@ def pipeline_indicators(ctx: typer.Context) -> None:
     add_help_option=False,
 )
 def pipeline_alerts(ctx: typer.Context) -> None:
-    """Indicator signals -> threshold rules -> alert events (firing, updated, resolved); --help for options."""
+    """Indicator signals -> threshold rules -> alert events; --help for options."""
     from tocsin.pipelines.rules.job import run
 
     run(list(ctx.args))

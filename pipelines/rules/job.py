@@ -1,10 +1,11 @@
 """`tocsin pipeline alerts`: indicator signals -> threshold rules -> alert events on tocsin.alerts.v1.
 
-Reads tocsin.signals.v1 (event time: a signal's window end, its start for an early pane), evaluates the rules on each (rule, place)
-series in Beam state, and writes every alert event (FIRING, UPDATED, RESOLVED) keyed by alert id. At start
-it reads the alert topic for the last state of every (rule, place), so that after a restart or a replay
-nothing already emitted is emitted again; offsets are committed once the alerts are durable, rewound by
-the longest history a rule reads so that the series are rebuilt whole on restart.
+Reads tocsin.signals.v1 (event time: a signal's window end, its start for an early pane), evaluates the
+rules on each (rule, place) series in Beam state, and writes every alert event (FIRING, UPDATED,
+RESOLVED) keyed by alert id. At start it reads the alert topic for the last state of every (rule, place),
+so that after a restart or a replay nothing already emitted is emitted again; offsets are committed once
+the alerts are durable, rewound by the longest history a rule reads so that the series are rebuilt whole
+on restart.
 """
 
 from __future__ import annotations

@@ -18,6 +18,10 @@ SIGNALS = Path(__file__).parents[1] / "fixtures" / "signals" / "ucdp_sample_7d_A
 UCDP = DATA / "ucdp_ged" / "ucdpged_23_1_sample1000.csv"
 
 
+def day(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text[:10]).replace(tzinfo=dt.UTC)
+
+
 def invoke(*args):
     return CliRunner().invoke(app, list(args))
 
@@ -62,7 +66,7 @@ def test_dry_run_over_recorded_signals_says_what_fires_and_why_from_the_source_r
     in_window = [
         r for r in rows.values()
         if r["type_of_violence"] in ("1", "2")  # state-based and non-state: the catalogue's armed conflict
-        and end - dt.timedelta(days=7) <= dt.datetime.fromisoformat(r["date_start"][:10]).replace(tzinfo=dt.UTC) < end
+        and end - dt.timedelta(days=7) <= day(r["date_start"]) < end
         and r["country"] == "Nigeria"
     ]  # fmt: skip
     assert evidence and set(evidence) <= {r["id"] for r in in_window}

@@ -35,7 +35,8 @@ def errors(catalogue, *rules, version=1):
         ({"indicator": "rf1.nope"}, "rules.0.indicator: indicator 'rf1.nope' is not in the catalogue"),
         (
             {"indicator": "rf8.hate_terms_external"},
-            "rules.0.indicator: indicator 'rf8.hate_terms_external' is disabled in the catalogue (enable it or drop the rule)",
+            "rules.0.indicator: indicator 'rf8.hate_terms_external' is disabled in the catalogue "
+            "(enable it or drop the rule)",
         ),
         (
             {"kind": "spike"},
@@ -74,7 +75,8 @@ def errors(catalogue, *rules, version=1):
         ),
         (
             {"kind": "risk_score"},
-            "rules.0: 'indicator' is only for kind threshold or rate_of_change or anomaly; kind risk_score needs 'indicators' (indicator: {weight, saturation})",
+            "rules.0: 'indicator' is only for kind threshold or rate_of_change or anomaly; "
+            "kind risk_score needs 'indicators' (indicator: {weight, saturation})",
         ),
         ({"id": "Bad Id"}, "rules.0.id: rule id 'Bad Id' must be lower case words joined by '-', '_' or '.'"),
         ({"description": ""}, "rules.0.description: String should have at least 1 character"),

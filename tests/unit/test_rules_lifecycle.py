@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from tocsin.pipelines.indicators.catalogue import load_catalogue
@@ -152,7 +154,7 @@ def test_anomaly_against_the_places_own_baseline(catalogue):
     )
     quiet = [signal(h, 2) for h in range(1, 4)]
     assert run(rule, rfs, [*quiet, signal(4, 40)]) == []  # three windows of history: not ready
-    history = [signal(h, c) for h, c in zip(range(1, 7), [20, 22, 18, 21, 19, 20])]
+    history = [signal(h, c) for h, c in zip(range(1, 7), [20, 22, 18, 21, 19, 20], strict=True)]
     # a country with heavy coverage: 26 is well inside its usual 20 +- 1.4
     assert run(rule, rfs, [*history, signal(7, 22)]) == []
     assert run(rule, rfs, [*history, signal(7, 26)]) == [("FIRING", "WATCH", 7)]  # z = 4.6
@@ -286,10 +288,7 @@ def test_ids_are_deterministic_and_a_new_episode_gets_a_new_id(catalogue):
     assert a == b
     ids = [events[0]["id"] for events in a]
     assert ids[0] == ids[1] != ids[2]
-    assert (
-        ids[0]
-        == f"r:SDN:{__import__('datetime').datetime.fromtimestamp((T0 + H) / 1000, __import__('datetime').timezone.utc):%Y-%m-%dT%H:%MZ}"
-    )
+    assert ids[0] == f"r:SDN:{dt.datetime.fromtimestamp((T0 + H) / 1000, dt.UTC):%Y-%m-%dT%H:%MZ}"
     assert [events[0]["sequence"] for events in a] == [1, 2, 1]
 
 
