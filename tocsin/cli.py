@@ -38,9 +38,14 @@ app.add_typer(alerts_app, name="alerts")
 def _add_connectors() -> None:
     from tocsin.connectors.cli import app as connect_app
     from tocsin.connectors.cli import intake_app
+    from tocsin.router.cli import ledger_app, router_app, routes_app, silence_app
 
     app.add_typer(connect_app, name="connect")
     app.add_typer(intake_app, name="intake")
+    app.add_typer(router_app, name="router")
+    app.add_typer(routes_app, name="routes")
+    app.add_typer(silence_app, name="silence")
+    app.add_typer(ledger_app, name="ledger")
 
 
 _add_connectors()

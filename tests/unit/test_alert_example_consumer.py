@@ -22,17 +22,43 @@ def example():
 
 def test_the_example_decodes_an_alert_as_tocsin_wrote_it():
     ruleset = parse_rules(
-        {"version": 1, "rules": [{"id": "r", "description": "d", "kind": "threshold",
-                                  "indicator": "rf1.armed_conflict", "window": "1d", "levels": {"watch": 1}}]},
+        {
+            "version": 1,
+            "rules": [
+                {
+                    "id": "r",
+                    "description": "d",
+                    "kind": "threshold",
+                    "indicator": "rf1.armed_conflict",
+                    "window": "1d",
+                    "levels": {"watch": 1},
+                }
+            ],
+        },
         load_catalogue(),
-    )  # fmt: skip
+    )
     signal = {
-        "indicator_id": "rf1.armed_conflict", "country": "SDN", "region": None,
-        "window_start": 1_700_006_400_000 - 86_400_000, "window_end": 1_700_006_400_000,
-        "count": 3, "weighted_count": 1.5, "fatalities": 0, "distinct_sources": 2, "pane": "ON_TIME",
-        "evidence": [{"observation_id": "o", "source_id": "gdelt2:1", "title": "t", "url": "https://x.org/1",
-                      "origin": "x.org", "event_time": 1_700_000_000_000}],
-    }  # fmt: skip
+        "indicator_id": "rf1.armed_conflict",
+        "country": "SDN",
+        "region": None,
+        "window_start": 1_700_006_400_000 - 86_400_000,
+        "window_end": 1_700_006_400_000,
+        "count": 3,
+        "weighted_count": 1.5,
+        "fatalities": 0,
+        "distinct_sources": 2,
+        "pane": "ON_TIME",
+        "evidence": [
+            {
+                "observation_id": "o",
+                "source_id": "gdelt2:1",
+                "title": "t",
+                "url": "https://x.org/1",
+                "origin": "x.org",
+                "event_time": 1_700_000_000_000,
+            }
+        ],
+    }
     [alert] = observe(Track("r", "SDN"), ruleset.rules[0], ruleset.risk_factors, signal)
     message = encode(default_registry().get("Alert"), alert)
 

@@ -1,0 +1,136 @@
+"""Router config: exact messages for each error, all listed at once; inheritance down the tree."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tocsin.router.config import RouterConfigError, load_router_config, parse_router_config
+
+EXAMPLE = Path(__file__).parents[2] / "tocsin" / "router" / "routes.example.yaml"
+BASE = yaml.safe_load(EXAMPLE.read_text())
+
+
+def errors(change) -> list[str]:
+    data = copy.deepcopy(BASE)
+    change(data)
+    with pytest.raises(RouterConfigError) as caught:
+        parse_router_config(data)
+    return caught.value.errors
+
+
+def _set(path: str, value):
+    def change(data):
+        *parents, last = path.split(".")
+        node = data
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        ("route.routes.1.receiver", "nobody", "route.routes.1.receiver: undefined receiver 'nobody'"),
+        (
+            "route.routes.0.matchers",
+            ["country==SDN"],
+            "route.routes.0.matchers.0: bad matcher 'country==SDN': "
+            'expected name="value" with =, !=, =~ or !~',
+        ),
+        (
+            "route.routes.0.matchers",
+            ['country=~"(SDN"'],
+            "route.routes.0.matchers.0: bad matcher 'country=~\"(SDN\"': "
+            "invalid regex: missing ), unterminated "
+            "subpattern at position 0",
+        ),
+        ("route.group_interval", "0s", "route.group_interval: must be greater than zero"),
+        ("route.repeat_interval", "0", "route.repeat_interval: must be greater than zero"),
+        ("route.routes.0.escalation", "nope", "route.routes.0.escalation: undefined escalation 'nope'"),
+        (
+            "route.group_wait",
+            "soon",
+            "route.group_wait: duration 'soon' is not a positive whole number of s, m, h, d or w (e.g. 7d)",
+        ),
+        ("route.colour", "red", "route.colour: Extra inputs are not permitted"),
+        ("receivers.0.organisation", "nobody", "receivers.0.organisation: undefined organisation 'nobody'"),
+        (
+            "escalations.national-regional-un.steps.0.receiver",
+            "ghost",
+            "escalations.national-regional-un.steps.0.receiver: undefined receiver 'ghost'",
+        ),
+        (
+            "escalations.national-regional-un.steps.0.after",
+            "0s",
+            "escalations.national-regional-un.steps.0.after: must be greater than zero",
+        ),
+        (
+            "organisations.0.token_sha256",
+            "abc",
+            "organisations.0.token_sha256: not a SHA-256 hex digest (tocsin router token)",
+        ),
+        (
+            "receivers.0.channels",
+            [{"file": {"path": "-"}, "webhook": {"url": "http://x"}}],
+            "receivers.0.channels.0: exactly one of webhook, email, file (got 2)",
+        ),
+        (
+            "receivers.0.channels",
+            [{"webhook": {"url": "ftp://x"}}],
+            "receivers.0.channels.0.webhook.url: String should match pattern '^https?://'",
+        ),
+        ("inhibit_rules.0.equal", "country", "inhibit_rules.0.equal: Input should be a valid list"),
+    ],
+)
+def test_each_error_has_an_exact_message(path, value, message):
+    assert errors(_set(path, value)) == [message]
+
+
+def test_duplicate_receiver():
+    assert errors(lambda d: d["receivers"].append(d["receivers"][0])) == [
+        "receivers.6.name: duplicate receiver 'sdn-focal-point'"
+    ]
+
+
+def test_every_error_is_listed_at_once():
+    def change(data):
+        data["route"]["routes"][0]["receiver"] = "a"
+        data["route"]["routes"][1]["matchers"] = ["bad"]
+        data["route"]["routes"][2]["group_interval"] = "0s"
+
+    assert errors(change) == [
+        "route.routes.0.receiver: undefined receiver 'a'",
+        "route.routes.1.matchers.0: bad matcher 'bad': expected name=\"value\" with =, !=, =~ or !~",
+        "route.routes.2.group_interval: must be greater than zero",
+    ]
+
+
+def test_children_inherit_grouping_intervals_and_escalation():
+    config = load_router_config(EXAMPLE)
+    root, sdn = config.route, config.route.routes[0]
+    assert (root.group_by, root.group_wait_s, root.group_interval_s, root.repeat_interval_s) == (
+        ("alertname", "country"),
+        30,
+        300,
+        43200,
+    )
+    assert (sdn.group_by, sdn.group_wait_s, sdn.repeat_interval_s, sdn.escalation) == (
+        ("alertname", "country"),
+        30,
+        43200,
+        "national-regional-un",
+    )
+    assert config.escalations["national-regional-un"].steps == (
+        ("igad-situation-room", 7200),
+        ("un-osapg", 14400),
+    )
+    assert config.receivers_of("igad") == {"igad-situation-room"}

@@ -1,0 +1,264 @@
+"""CLI of the response router: serve it, test routes, answer alerts, silence, read the ledger."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tocsin.config import KafkaSettings
+
+router_app = typer.Typer(
+    help="The response router: deliver, chase acknowledgements, escalate.", no_args_is_help=True
+)
+routes_app = typer.Typer(help="The routing tree.", no_args_is_help=True)
+silence_app = typer.Typer(help="Silences (need an admin organisation's token).", no_args_is_help=True)
+ledger_app = typer.Typer(help="The ledger of who was warned and what they did.", no_args_is_help=True)
+
+Bootstrap = Annotated[
+    str | None, typer.Option("--bootstrap-servers", "-b", envvar="TOCSIN_KAFKA_BOOTSTRAP_SERVERS")
+]
+Config = Annotated[Path, typer.Option("--config", "-c", help="Router config YAML")]
+Url = Annotated[str, typer.Option("--url", envvar="TOCSIN_ROUTER_URL", help="Router API")]
+Token = Annotated[str, typer.Option("--token", envvar="TOCSIN_TOKEN", help="Your organisation's token")]
+LedgerTopic = Annotated[str, typer.Option("--topic", help="Ledger topic")]
+
+
+def _client(bootstrap: str | None) -> dict:
+    return (KafkaSettings(bootstrap_servers=bootstrap) if bootstrap else KafkaSettings()).client_config()
+
+
+def _config(path: Path):
+    from tocsin.router.config import RouterConfigError, load_router_config
+
+    try:
+        return load_router_config(path)
+    except RouterConfigError as error:
+        typer.echo(f"{path}: {len(error.errors)} error(s)", err=True)
+        for line in error.errors:
+            typer.echo(f"  {line}", err=True)
+        raise typer.Exit(1) from None
+
+
+@router_app.command("serve")
+def serve(
+    config: Config,
+    bootstrap: Bootstrap = None,
+    listen: Annotated[str, typer.Option(help="API address host:port")] = "127.0.0.1:9095",
+    alerts_topic: Annotated[str, typer.Option()] = "tocsin.alerts.v1",
+    ledger_topic: Annotated[str, typer.Option()] = "tocsin.ledger.v1",
+    notifications_topic: Annotated[str, typer.Option()] = "tocsin.notifications.v1",
+    responses_topic: Annotated[str, typer.Option()] = "tocsin.responses.v1",
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics here")] = None,
+) -> None:
+    """Run the router: read alerts, notify, escalate, serve the responders' API, until stopped."""
+    from tocsin.router.api import RouterAPI
+    from tocsin.router.service import Router
+    from tocsin.telemetry.logging import get_logger
+    from tocsin.telemetry.metrics import serve_metrics
+
+    topics = {
+        "alerts": alerts_topic,
+        "ledger": ledger_topic,
+        "notifications": notifications_topic,
+        "responses": responses_topic,
+    }
+    router = Router(_config(config), _client(bootstrap), topics)
+    router.start()
+    host, _, port = listen.rpartition(":")
+    api = RouterAPI((host, int(port)), router)
+    api.serve_in_thread()
+    served = serve_metrics(metrics_port)
+    get_logger(stage="router").info(
+        "router serving", api=api.url, metrics_port=served, alerts_topic=alerts_topic
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        router.run(stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        api.shutdown()
+        router.close()
+
+
+@router_app.command("token")
+def token() -> None:
+    """A new organisation token, and the digest to put in the router config."""
+    from tocsin.router.api import token_digest
+
+    value = secrets.token_urlsafe(32)
+    typer.echo(f"token:        {value}\ntoken_sha256: {token_digest(value)}")
+
+
+@routes_app.command("test")
+def routes_test(
+    labels: Annotated[list[str], typer.Argument(help="label=value ...")],
+    config: Config,
+) -> None:
+    """Which receivers an alert with these labels goes to (like amtool config routes test)."""
+    from tocsin.router.dispatch import group_key, match
+
+    parsed = {}
+    for item in labels:
+        name, sep, value = item.partition("=")
+        if not sep:
+            typer.echo(f"error: {item!r} is not label=value", err=True)
+            raise typer.Exit(2)
+        parsed[name] = value.strip('"')
+    cfg = _config(config)
+    for route in match(cfg.route, parsed):
+        escalation = ""
+        if route.escalation:
+            steps = " -> ".join(f"{r} after {s}s" for r, s in cfg.escalations[route.escalation].steps)
+            escalation = f"  escalation {route.escalation}: {steps}"
+        typer.echo(f"{route.receiver}  (route {route.id}, group {group_key(parsed, route)}){escalation}")
+
+
+def _call(url: str, token_value: str, method: str, path: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        url.rstrip("/") + path,
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {token_value}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        answer = json.loads(error.read() or b"{}")
+        for line in answer.get("errors", [str(error)]):
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(1) from None
+
+
+Responder = Annotated[str, typer.Option("--responder", "-r", help="Who answers, for your organisation")]
+
+
+@router_app.command("ack")
+def ack(alert_id: str, responder: Responder, url: Url = "http://127.0.0.1:9095", token: Token = "") -> None:
+    """Acknowledge an alert: your organisation has it in hand (stops its escalation)."""
+    _call(
+        url,
+        token,
+        "POST",
+        f"/v1/alerts/{alert_id}/responses",
+        {"kind": "acknowledged", "responder": responder},
+    )
+    typer.echo(f"acknowledged {alert_id}")
+
+
+@router_app.command("decide")
+def decide(
+    alert_id: str,
+    responder: Responder,
+    action_taken: Annotated[str | None, typer.Option(help="What was done")] = None,
+    declined: Annotated[str | None, typer.Option(help="Why not")] = None,
+    referred_to: Annotated[str | None, typer.Option(help="Receiver to refer the alert to")] = None,
+    url: Url = "http://127.0.0.1:9095",
+    token: Token = "",
+) -> None:
+    """Record a decision: --action-taken TEXT, --declined REASON or --referred-to RECEIVER."""
+    chosen = [
+        k for k, v in (("action_taken", action_taken), ("declined", declined), ("referred", referred_to)) if v
+    ]
+    if len(chosen) != 1:
+        typer.echo("error: give exactly one of --action-taken, --declined, --referred-to", err=True)
+        raise typer.Exit(2)
+    body = {
+        "kind": chosen[0],
+        "responder": responder,
+        "description": action_taken,
+        "reason": declined,
+        "referred_to": referred_to,
+    }
+    _call(url, token, "POST", f"/v1/alerts/{alert_id}/responses", body)
+    typer.echo(f"{chosen[0]} recorded for {alert_id}")
+
+
+@router_app.command("comment")
+def comment(
+    alert_id: str, text: str, responder: Responder, url: Url = "http://127.0.0.1:9095", token: Token = ""
+) -> None:
+    """Add a comment to an alert's record."""
+    body = {"kind": "comment", "responder": responder, "description": text}
+    _call(url, token, "POST", f"/v1/alerts/{alert_id}/responses", body)
+    typer.echo(f"commented on {alert_id}")
+
+
+@router_app.command("alerts")
+def my_alerts(url: Url = "http://127.0.0.1:9095", token: Token = "") -> None:
+    """The alerts routed to your organisation, with their answers."""
+    for alert in _call(url, token, "GET", "/v1/alerts")["alerts"]:
+        answered = "answered" if alert.get("acknowledged") else "UNANSWERED"
+        typer.echo(
+            f"{alert['status']:8} {alert['severity']:8} {answered:10} {alert['id']}  {alert['summary']}"
+        )
+
+
+@silence_app.command("add")
+def silence_add(
+    matcher: Annotated[list[str], typer.Option("--matcher", "-m", help='label="value" (=, !=, =~, !~)')],
+    author: Annotated[str, typer.Option()],
+    reason: Annotated[str, typer.Option()],
+    duration: Annotated[str, typer.Option(help="e.g. 2h, 3d")] = "2h",
+    url: Url = "http://127.0.0.1:9095",
+    token: Token = "",
+) -> None:
+    from tocsin.pipelines.windowspec import parse_duration
+
+    body = {"matchers": matcher, "author": author, "reason": reason, "duration_s": parse_duration(duration)}
+    typer.echo(_call(url, token, "POST", "/v1/silences", body)["id"])
+
+
+@silence_app.command("list")
+def silence_list(url: Url = "http://127.0.0.1:9095", token: Token = "") -> None:
+    for s in _call(url, token, "GET", "/v1/silences")["silences"]:
+        typer.echo(f"{s['id']}  {' '.join(s['matchers'])}  by {s['author']}: {s['reason']}")
+
+
+@silence_app.command("expire")
+def silence_expire(
+    silence_id: str,
+    author: Annotated[str, typer.Option()],
+    url: Url = "http://127.0.0.1:9095",
+    token: Token = "",
+) -> None:
+    _call(url, token, "DELETE", f"/v1/silences/{silence_id}?author={urllib.request.quote(author)}")
+    typer.echo(f"expired {silence_id}")
+
+
+@ledger_app.command("verify")
+def ledger_verify(bootstrap: Bootstrap = None, topic: LedgerTopic = "tocsin.ledger.v1") -> None:
+    """Check the hash chain: exit 1 saying where an entry was edited, removed or reordered."""
+    from tocsin.router.ledger import read_ledger, verify
+
+    entries = read_ledger(_client(bootstrap), topic)
+    problems = verify(entries)
+    for line in problems:
+        typer.echo(line, err=True)
+    if problems:
+        raise typer.Exit(1)
+    last = entries[-1].hash[:16] if entries else "-"
+    typer.echo(f"ledger verified: {len(entries)} entries, last hash {last}")
+
+
+@ledger_app.command("show")
+def ledger_show(alert_id: str, bootstrap: Bootstrap = None, topic: LedgerTopic = "tocsin.ledger.v1") -> None:
+    """The whole story of one alert, in order, with times."""
+    from tocsin.router.ledger import read_ledger, story
+
+    lines = story(read_ledger(_client(bootstrap), topic), alert_id)
+    if not lines:
+        typer.echo(f"no ledger entry for {alert_id}", err=True)
+        raise typer.Exit(1)
+    for line in lines:
+        typer.echo(line)

@@ -1,0 +1,333 @@
+"""The router's configuration (YAML): routing tree, receivers, organisations, escalations, inhibitions.
+
+Parsed strictly and validated at load, every error listed with its path and an exact message (undefined
+receiver, bad matcher, zero interval...), then trusted. Routes have Alertmanager's semantics: a child
+inherits group_by, the intervals and the escalation policy of its parent; the first matching child wins
+unless it says `continue: true`; an alert no child matches goes to the parent's receiver.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tocsin.pipelines.windowspec import parse_duration
+from tocsin.router.matchers import Matcher, MatcherError, parse_matcher
+
+DEFAULTS = {
+    "group_by": ["alertname", "country"],
+    "group_wait": "30s",
+    "group_interval": "5m",
+    "repeat_interval": "4h",
+}
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class RouterConfigError(ValueError):
+    def __init__(self, errors: list[str]):
+        self.errors = list(errors)
+        super().__init__("invalid router config:\n" + "\n".join(f"  {e}" for e in self.errors))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class RouteSpec(_Strict):
+    receiver: str | None = None
+    matchers: list[str] = []
+    continue_: bool = Field(False, alias="continue")
+    group_by: list[str] | None = None
+    group_wait: str | None = None
+    group_interval: str | None = None
+    repeat_interval: str | None = None
+    escalation: str | None = None
+    routes: list[RouteSpec] = []
+
+
+class Webhook(_Strict):
+    url: str = Field(pattern=r"^https?://")
+    format: Literal["alertmanager", "cloudevents"] = "alertmanager"
+    timeout: str = "10s"
+    headers: dict[str, str] = {}
+
+
+class Email(_Strict):
+    to: list[str] = Field(min_length=1)
+    sender: str = Field(alias="from")
+    smtp_host: str
+    smtp_port: int = Field(25, ge=1, le=65535)
+    starttls: bool = False
+    username: str | None = None
+    password_env: str | None = None  # the password is read from this environment variable, never the file
+    timeout: str = "10s"
+
+
+class FileChannel(_Strict):
+    path: str  # "-" for standard output
+
+
+class Channel(_Strict):
+    webhook: Webhook | None = None
+    email: Email | None = None
+    file: FileChannel | None = None
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("webhook", "email", "file") if getattr(self, k) is not None)
+
+
+class Receiver(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    organisation: str
+    description: str = ""
+    channels: list[Channel] = Field(min_length=1)
+
+
+class Organisation(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    token_sha256: str
+    admin: bool = False  # may create and expire silences
+
+
+class EscalationStep(_Strict):
+    receiver: str
+    after: str
+
+
+class Escalation(_Strict):
+    steps: list[EscalationStep] = Field(min_length=1)
+    repeat: str | None = None  # re-notify the last step's receiver this often until acknowledged
+
+
+class InhibitRule(_Strict):
+    source_matchers: list[str] = Field(min_length=1)
+    target_matchers: list[str] = Field(min_length=1)
+    equal: list[str] = []
+
+
+class Retry(_Strict):
+    attempts: int = Field(5, ge=1)
+    backoff: str = "1s"
+    max_backoff: str = "60s"
+
+
+class _Document(_Strict):
+    version: int = Field(ge=1)
+    route: RouteSpec
+    receivers: list[Receiver] = Field(min_length=1)
+    organisations: list[Organisation] = Field(min_length=1)
+    escalations: dict[str, Escalation] = {}
+    inhibit_rules: list[InhibitRule] = []
+    retry: Retry = Retry()
+
+
+# ---------------------------------------------------------------------------------------------- resolved
+
+
+@dataclass(frozen=True)
+class Route:
+    id: str  # path in the tree: "root", "root.0", "root.0.1"
+    receiver: str
+    matchers: tuple[Matcher, ...]
+    continue_: bool
+    group_by: tuple[str, ...]
+    group_wait_s: int
+    group_interval_s: int
+    repeat_interval_s: int
+    escalation: str | None
+    routes: tuple[Route, ...]
+
+
+@dataclass(frozen=True)
+class Policy:
+    steps: tuple[tuple[str, int], ...]  # (receiver, seconds after the previous step)
+    repeat_s: int | None
+
+
+@dataclass(frozen=True)
+class Inhibition:
+    source: tuple[Matcher, ...]
+    target: tuple[Matcher, ...]
+    equal: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    route: Route
+    receivers: dict[str, Receiver]
+    organisations: dict[str, Organisation]
+    escalations: dict[str, Policy]
+    inhibitions: tuple[Inhibition, ...]
+    retry_attempts: int
+    retry_backoff_s: float
+    retry_max_backoff_s: float
+
+    def receivers_of(self, organisation: str) -> set[str]:
+        return {r.name for r in self.receivers.values() if r.organisation == organisation}
+
+
+def load_router_config(path: Path | str) -> RouterConfig:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise RouterConfigError([f"<root>: cannot read {path.name}: {error.strerror}"]) from None
+    except yaml.YAMLError as error:
+        raise RouterConfigError([f"<root>: invalid YAML: {' '.join(str(error).split())}"]) from None
+    return parse_router_config(data)
+
+
+def parse_router_config(data: Any) -> RouterConfig:
+    if not isinstance(data, dict):
+        raise RouterConfigError(["<root>: the router config must be a mapping"])
+    try:
+        doc = _Document.model_validate(data)
+    except ValidationError as error:
+        raise RouterConfigError(_messages(error)) from None
+    errors: list[str] = []
+    receivers: dict[str, Receiver] = {}
+    for i, receiver in enumerate(doc.receivers):
+        if receiver.name in receivers:
+            errors.append(f"receivers.{i}.name: duplicate receiver {receiver.name!r}")
+        receivers[receiver.name] = receiver
+    organisations = {o.name: o for o in doc.organisations}
+    for i, org in enumerate(doc.organisations):
+        if not SHA256.match(org.token_sha256):
+            errors.append(f"organisations.{i}.token_sha256: not a SHA-256 hex digest (tocsin router token)")
+    for i, receiver in enumerate(doc.receivers):
+        if receiver.organisation not in organisations:
+            errors.append(f"receivers.{i}.organisation: undefined organisation {receiver.organisation!r}")
+        for j, channel in enumerate(receiver.channels):
+            kinds = [k for k in ("webhook", "email", "file") if getattr(channel, k) is not None]
+            if len(kinds) != 1:
+                errors.append(
+                    f"receivers.{i}.channels.{j}: exactly one of webhook, email, file (got {len(kinds)})"
+                )
+            for name in ("webhook", "email"):
+                spec = getattr(channel, name)
+                if spec is not None:
+                    _seconds(spec.timeout, f"receivers.{i}.channels.{j}.{name}.timeout", errors)
+    escalations: dict[str, Policy] = {}
+    for name, spec in doc.escalations.items():
+        steps = []
+        for k, step in enumerate(spec.steps):
+            where = f"escalations.{name}.steps.{k}"
+            if step.receiver not in receivers:
+                errors.append(f"{where}.receiver: undefined receiver {step.receiver!r}")
+            steps.append((step.receiver, _seconds(step.after, f"{where}.after", errors)))
+        repeat = _seconds(spec.repeat, f"escalations.{name}.repeat", errors) if spec.repeat else None
+        escalations[name] = Policy(tuple(steps), repeat)
+    inhibitions = []
+    for i, rule in enumerate(doc.inhibit_rules):
+        source = _matchers(rule.source_matchers, f"inhibit_rules.{i}.source_matchers", errors)
+        target = _matchers(rule.target_matchers, f"inhibit_rules.{i}.target_matchers", errors)
+        inhibitions.append(Inhibition(source, target, tuple(rule.equal)))
+    if doc.route.receiver is None:
+        errors.append("route.receiver: the root route needs a receiver")
+    if doc.route.matchers:
+        errors.append("route.matchers: the root route matches every alert; it takes no matchers")
+    root_defaults = {
+        "receiver": doc.route.receiver or "",
+        "group_by": tuple(DEFAULTS["group_by"]),
+        "group_wait_s": parse_duration(DEFAULTS["group_wait"]),
+        "group_interval_s": parse_duration(DEFAULTS["group_interval"]),
+        "repeat_interval_s": parse_duration(DEFAULTS["repeat_interval"]),
+        "escalation": None,
+    }
+    route = _resolve(doc.route, "route", "root", root_defaults, receivers, escalations, errors)
+    backoff = _seconds(doc.retry.backoff, "retry.backoff", errors)
+    max_backoff = _seconds(doc.retry.max_backoff, "retry.max_backoff", errors)
+    if errors:
+        raise RouterConfigError(errors)
+    return RouterConfig(
+        route,
+        receivers,
+        organisations,
+        escalations,
+        tuple(inhibitions),
+        doc.retry.attempts,
+        backoff,
+        max_backoff,
+    )
+
+
+def _resolve(
+    spec: RouteSpec, where: str, route_id: str, parent: dict, receivers, escalations, errors
+) -> Route:
+    receiver = spec.receiver or parent["receiver"]
+    if spec.receiver is not None and spec.receiver not in receivers:
+        errors.append(f"{where}.receiver: undefined receiver {spec.receiver!r}")
+    if spec.escalation is not None and spec.escalation not in escalations:
+        errors.append(f"{where}.escalation: undefined escalation {spec.escalation!r}")
+    own = {
+        "receiver": receiver,
+        "group_by": tuple(spec.group_by) if spec.group_by is not None else parent["group_by"],
+        "group_wait_s": _interval(
+            spec.group_wait, f"{where}.group_wait", errors, parent["group_wait_s"], zero_ok=True
+        ),
+        "group_interval_s": _interval(
+            spec.group_interval, f"{where}.group_interval", errors, parent["group_interval_s"]
+        ),
+        "repeat_interval_s": _interval(
+            spec.repeat_interval, f"{where}.repeat_interval", errors, parent["repeat_interval_s"]
+        ),
+        "escalation": spec.escalation or parent["escalation"],
+    }
+    children = tuple(
+        _resolve(child, f"{where}.routes.{i}", f"{route_id}.{i}", own, receivers, escalations, errors)
+        for i, child in enumerate(spec.routes)
+    )
+    return Route(
+        id=route_id,
+        matchers=_matchers(spec.matchers, f"{where}.matchers", errors),
+        continue_=spec.continue_,
+        routes=children,
+        **own,
+    )
+
+
+def _interval(text: str | None, where: str, errors: list, inherited: int, zero_ok: bool = False) -> int:
+    if text is None:
+        return inherited
+    if text.strip() in ("0", "0s"):
+        if zero_ok:
+            return 0
+        errors.append(f"{where}: must be greater than zero")
+        return inherited
+    return _seconds(text, where, errors)
+
+
+def _seconds(text: str, where: str, errors: list) -> int:
+    if text.strip() in ("0", "0s"):
+        errors.append(f"{where}: must be greater than zero")
+        return 0
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        errors.append(f"{where}: {error}")
+        return 0
+
+
+def _matchers(texts: list[str], where: str, errors: list) -> tuple[Matcher, ...]:
+    out = []
+    for i, text in enumerate(texts):
+        try:
+            out.append(parse_matcher(text))
+        except MatcherError as error:
+            errors.append(f"{where}.{i}: {error}")
+    return tuple(out)
+
+
+def _messages(error: ValidationError) -> list[str]:
+    out = []
+    for item in error.errors():
+        loc = [str(p) for p in item["loc"] if p != "[key]"]
+        message = str(item["ctx"]["error"]) if item["type"] == "value_error" else item["msg"]
+        out.append(f"{'.'.join(loc) or '<root>'}: {message}")
+    return out

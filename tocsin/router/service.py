@@ -1,0 +1,398 @@
+"""The response router: read alerts, route and group them, notify, chase acknowledgements, escalate.
+
+Every decision is appended to the ledger before it counts (see state.py): a restart replays the ledger
+and resumes reading alerts at the offsets it records, so no alert is routed twice or lost and no pending
+escalation deadline is forgotten. One thread owns the state; the HTTP API calls in under the same lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+import time
+import uuid
+
+from tocsin.router.config import Route, RouterConfig
+from tocsin.router.dispatch import due, group_key, match
+from tocsin.router.escalation import next_step
+from tocsin.router.inhibit import inhibited_by
+from tocsin.router.ledger import LedgerWriter, read_ledger, verify
+from tocsin.router.notify import notifier_for
+from tocsin.router.notify.payload import Message
+from tocsin.router.notify.retry import deliver
+from tocsin.router.silence import silenced_by
+from tocsin.router.state import RouterState
+from tocsin.telemetry.logging import get_logger
+from tocsin.telemetry.metrics import counter, gauge, histogram
+
+GAP_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400, 259200, 604800)
+ALERTS_IN = counter("tocsin_router_alerts_total", "Alert events read by the router", ["status"])
+DELIVERIES = counter(
+    "tocsin_router_deliveries_total", "Notification attempts", ["receiver", "channel", "outcome"]
+)
+ESCALATIONS = counter("tocsin_router_escalations_total", "Escalations to a next level", ["receiver"])
+RESPONSES = counter(
+    "tocsin_router_responses_total", "Acknowledgements, decisions, comments", ["receiver", "kind"]
+)
+UNACKED = gauge("tocsin_router_unacknowledged_alerts", "Notified firing alerts nobody has answered")
+TIME_TO_ACK = histogram(
+    "tocsin_router_time_to_acknowledge_seconds",
+    "First notification to first answer",
+    ["receiver"],
+    GAP_BUCKETS,
+)
+TIME_TO_DECISION = histogram(
+    "tocsin_router_time_to_decision_seconds", "First notification to a decision", ["receiver"], GAP_BUCKETS
+)
+RESPONSE_KINDS = ("ACKNOWLEDGED", "ACTION_TAKEN", "DECLINED", "REFERRED", "COMMENT")
+
+
+class Forbidden(Exception):
+    pass
+
+
+class Invalid(ValueError):
+    def __init__(self, errors: list[str]):
+        self.errors = errors
+        super().__init__("; ".join(errors))
+
+
+class Router:
+    def __init__(self, config: RouterConfig, client: dict, topics: dict, clock=time.time, sleep=time.sleep):
+        self.config = config
+        self.client = client
+        self.topics = topics  # alerts, ledger, notifications, responses
+        self.clock = clock
+        self.sleep = sleep
+        self.lock = threading.RLock()
+        self.state = RouterState()
+        self.routes = _index(config.route)
+        self.log = get_logger(stage="router")
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+        entries = read_ledger(self.client, self.topics["ledger"])
+        problems = verify(entries)
+        if problems:
+            # Refuse to extend a broken chain: an operator must look first.
+            raise RuntimeError("the ledger does not verify: " + "; ".join(problems[:3]))
+        for entry in entries:
+            self.state.apply(entry)
+        self.writer = LedgerWriter(self.client, self.topics["ledger"], self.state.last)
+        self.producer = KafkaProducer(acks="all", **self.client)
+        self.publish = lambda topic, key, value: self.producer.send(self.topics[topic], key=key, value=value)
+        self.consumer = KafkaConsumer(
+            enable_auto_commit=False, isolation_level="read_committed", **self.client
+        )
+        partitions = sorted(self.consumer.partitions_for_topic(self.topics["alerts"]) or ())
+        tps = [TopicPartition(self.topics["alerts"], p) for p in partitions]
+        self.consumer.assign(tps)
+        for tp in tps:
+            self.consumer.seek(tp, self.state.offsets.get(tp.partition, 0))
+        UNACKED.set(len(self.state.unacknowledged()))
+        self.log.info(
+            "router started",
+            ledger_entries=len(entries),
+            alerts=len(self.state.alerts),
+            pending_escalations=sum(1 for e in self.state.escalations.values() if not e.done),
+        )
+
+    def run(self, stop: threading.Event, poll_ms: int = 200) -> None:
+        while not stop.is_set():
+            self.poll_once(poll_ms)
+            self.tick()
+
+    def close(self) -> None:
+        for closing in (self.consumer.close, self.producer.close, self.writer.close):
+            try:
+                closing()
+            except Exception:  # noqa: BLE001 (closing after a failure must not hide it)
+                pass
+
+    # -- alerts in ----------------------------------------------------------------------------------
+
+    def poll_once(self, timeout_ms: int = 200) -> int:
+        from tocsin.serde.avro import decode
+
+        batches = self.consumer.poll(timeout_ms=timeout_ms)
+        count = 0
+        for records in batches.values():
+            for record in records:
+                with self.lock:
+                    self.receive(_plain_alert(decode(record.value)), record.partition, record.offset)
+                count += 1
+        return count
+
+    def receive(self, alert: dict, partition: int, offset: int) -> None:
+        ALERTS_IN.labels(alert["status"]).inc()
+        self._append(
+            "alert.received",
+            alert["id"],
+            "router",
+            {"alert": alert, "partition": partition, "offset": offset},
+        )
+        routes = []
+        for route in match(self.config.route, alert["labels"]):
+            routes.append(
+                {
+                    "route": route.id,
+                    "receiver": route.receiver,
+                    "group_key": group_key(alert["labels"], route),
+                    "escalation": route.escalation,
+                }
+            )
+        self._append("alert.routed", alert["id"], "router", {"routes": routes})
+
+    # -- time passes --------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        with self.lock:
+            now = self.clock()
+            for group in list(self.state.groups.values()):
+                if due(group, self.routes[group.route_id], now):
+                    self._notify_group(group, now)
+            for alert_id, esc in list(self.state.escalations.items()):
+                if esc.done or esc.last_at is None:
+                    continue
+                step = next_step(self.config.escalations[esc.policy], esc.level, esc.last_at)
+                if step is not None and now >= step[2]:
+                    self._escalate(alert_id, step[0], step[1])
+            UNACKED.set(len(self.state.unacknowledged()))
+
+    def _notify_group(self, group, now: float) -> None:
+        firing = [a for a in self.state.alerts.values() if a["status"] != "RESOLVED"]
+        send = []
+        for alert in group.alerts.values():
+            muted_by = self._muted(alert, firing, now)
+            if muted_by is None:
+                send.append(alert)
+            elif (alert["id"], alert["sequence"], group.receiver) not in self.state.muted:
+                self._append(
+                    "alert.muted",
+                    alert["id"],
+                    "router",
+                    {"receiver": group.receiver, "sequence": alert["sequence"], **muted_by},
+                )
+        if send:
+            labels = {name: send[0]["labels"].get(name, "") for name in self.routes[group.route_id].group_by}
+            self._deliver(Message(group.receiver, group.key, labels, send), [a["id"] for a in send], 0)
+        content = sorted([a["id"], a["sequence"]] for a in group.alerts.values())
+        self._append("group.notified", group.key, "router", {"group_key": group.key, "content": content})
+
+    def _muted(self, alert: dict, firing: list, now: float) -> dict | None:
+        source = inhibited_by(alert, firing, self.config.inhibitions)
+        if source is not None:
+            return {"by": "inhibition", "source": source}
+        silence = silenced_by(alert["labels"], self.state.silences.values(), now)
+        if silence is not None:
+            return {"by": "silence", "source": silence}
+        return None
+
+    def _escalate(self, alert_id: str, level: int, receiver: str) -> None:
+        ESCALATIONS.labels(receiver).inc()
+        self._append("escalation", alert_id, "router", {"level": level, "receiver": receiver})
+        alert = self.state.alerts[alert_id]
+        message = Message(receiver, f"escalation:{alert_id}:{level}", {"alert_id": alert_id}, [alert], level)
+        self._deliver(message, [alert_id], level)
+
+    def _deliver(self, message: Message, alert_ids: list[str], level: int) -> None:
+        receiver = self.config.receivers[message.receiver]
+        for channel in receiver.channels:
+            notifier = notifier_for(channel)
+            digest = hashlib.sha256(notifier.render(message)).hexdigest()
+
+            def record(attempt, outcome, final, notifier=notifier, digest=digest):
+                status = "DELIVERED" if outcome.ok else ("FAILED" if final else "RETRYING")
+                DELIVERIES.labels(message.receiver, notifier.kind, status.lower()).inc()
+                payload = {
+                    "receiver": message.receiver,
+                    "channel": notifier.kind,
+                    "attempt": attempt,
+                    "status": status,
+                    "error": None if outcome.ok else outcome.detail,
+                    "group_key": message.group_key,
+                    "alert_ids": alert_ids,
+                    "level": level,
+                    "payload_sha256": digest,
+                }
+                for alert_id in alert_ids:
+                    self._append("notification", alert_id, "router", payload)
+                self._publish_notification(payload)
+
+            deliver(
+                lambda n=notifier: n.send(message),
+                self.config.retry_attempts,
+                self.config.retry_backoff_s,
+                self.config.retry_max_backoff_s,
+                record,
+                self.sleep,
+            )
+
+    # -- responders ---------------------------------------------------------------------------------
+
+    def visible(self, organisation: str) -> list[dict]:
+        """The alerts routed, escalated or referred to one of the organisation's receivers."""
+        mine = self.config.receivers_of(organisation)
+        with self.lock:
+            out = []
+            for alert_id, receivers in self.state.routed.items():
+                if receivers & mine:
+                    alert = self.state.alerts[alert_id]
+                    out.append(
+                        {
+                            **alert,
+                            "acknowledged": self.state.acks.get(alert_id),
+                            "decision": self.state.decisions.get(alert_id),
+                        }
+                    )
+            return out
+
+    def respond(self, organisation: str, alert_id: str, body: dict) -> dict:
+        kind = str(body.get("kind", "")).upper()
+        errors = []
+        if kind not in RESPONSE_KINDS:
+            errors.append(f"kind: one of {', '.join(k.lower() for k in RESPONSE_KINDS)}")
+        if not str(body.get("responder", "")).strip():
+            errors.append("responder: missing (who answers for the organisation)")
+        if kind in ("ACTION_TAKEN", "COMMENT") and not str(body.get("description", "")).strip():
+            errors.append(f"description: {kind.lower()} needs a description")
+        if kind == "DECLINED" and not str(body.get("reason", "")).strip():
+            errors.append("reason: declined needs a reason")
+        if kind == "REFERRED" and body.get("referred_to") not in self.config.receivers:
+            errors.append(f"referred_to: undefined receiver {body.get('referred_to')!r}")
+        with self.lock:
+            mine = self.config.receivers_of(organisation)
+            if not (self.state.routed.get(alert_id, set()) & mine):
+                raise Forbidden(alert_id)  # unknown, or not routed to this organisation: the same answer
+            if errors:
+                raise Invalid(errors)
+            now = self.clock()
+            payload = {
+                "kind": kind,
+                "organisation": organisation,
+                "responder": body["responder"].strip(),
+                "description": body.get("description"),
+                "reason": body.get("reason"),
+                "referred_to": body.get("referred_to"),
+            }
+            first_answer = alert_id not in self.state.acks and kind != "COMMENT"
+            first_decision = alert_id not in self.state.decisions and kind in (
+                "ACTION_TAKEN",
+                "DECLINED",
+                "REFERRED",
+            )
+            if kind == "COMMENT":
+                self._append("comment", alert_id, f"{organisation}/{payload['responder']}", payload)
+            else:
+                self._append("response", alert_id, f"{organisation}/{payload['responder']}", payload)
+            receiver = sorted(self.state.routed[alert_id] & mine)[0]
+            RESPONSES.labels(receiver, kind.lower()).inc()
+            notified = self.state.first_notified.get(alert_id)
+            if notified is not None and first_answer:
+                TIME_TO_ACK.labels(receiver).observe(now - notified)
+            if notified is not None and first_decision:
+                TIME_TO_DECISION.labels(receiver).observe(now - notified)
+            self._publish_response(alert_id, payload, now)
+            if kind == "REFERRED":
+                alert = self.state.alerts[alert_id]
+                message = Message(
+                    body["referred_to"], f"referral:{alert_id}", {"alert_id": alert_id}, [alert], 0
+                )
+                self._deliver(message, [alert_id], 0)
+            UNACKED.set(len(self.state.unacknowledged()))
+            return payload
+
+    def create_silence(self, organisation: str, body: dict) -> dict:
+        from tocsin.router.silence import validate
+
+        now = self.clock()
+        matchers = list(body.get("matchers") or [])
+        starts = float(body.get("starts_at", now))
+        ends = float(body["ends_at"]) if "ends_at" in body else starts + float(body.get("duration_s", 0))
+        errors = validate(matchers, str(body.get("author", "")), str(body.get("reason", "")), starts, ends)
+        if errors:
+            raise Invalid(errors)
+        silence = {
+            "id": str(uuid.uuid4()),
+            "matchers": matchers,
+            "author": body["author"],
+            "reason": body["reason"],
+            "starts_at": starts,
+            "ends_at": ends,
+        }
+        with self.lock:
+            self._append(
+                "silence.created", silence["id"], f"{organisation}/{body['author']}", {"silence": silence}
+            )
+        return silence
+
+    def expire_silence(self, organisation: str, silence_id: str, author: str) -> None:
+        with self.lock:
+            if silence_id not in self.state.silences:
+                raise KeyError(silence_id)
+            self._append("silence.expired", silence_id, f"{organisation}/{author}", {"id": silence_id})
+
+    # -- plumbing -----------------------------------------------------------------------------------
+
+    def _append(self, kind: str, subject_id: str, actor: str, payload: dict):
+        entry = self.writer.append(int(self.clock() * 1000), kind, subject_id, actor, payload)
+        self.state.apply(entry)
+        return entry
+
+    def _publish_notification(self, p: dict) -> None:
+        from tocsin.serde.avro import default_registry, encode
+
+        record = {
+            "id": str(uuid.uuid4()),
+            "alert_ids": p["alert_ids"],
+            "group_key": p["group_key"],
+            "receiver": p["receiver"],
+            "channel": p["channel"],
+            "route": p["group_key"].split(":", 1)[0],
+            "escalation_level": p["level"],
+            "attempt": p["attempt"],
+            "status": p["status"],
+            "error": p["error"],
+            "at": int(self.clock() * 1000),
+            "payload_sha256": p["payload_sha256"],
+        }
+        value = encode(default_registry().get("Notification"), record)
+        self.publish("notifications", p["alert_ids"][0].encode(), value)
+
+    def _publish_response(self, alert_id: str, p: dict, now: float) -> None:
+        from tocsin.serde.avro import default_registry, encode
+
+        record = {
+            "id": str(uuid.uuid4()),
+            "alert_id": alert_id,
+            "organisation": p["organisation"],
+            "responder": p["responder"],
+            "kind": p["kind"],
+            "description": p.get("description"),
+            "reason": p.get("reason"),
+            "referred_to": p.get("referred_to"),
+            "at": int(now * 1000),
+        }
+        value = encode(default_registry().get("Response"), record)
+        self.publish("responses", alert_id.encode(), value)
+
+
+def _index(route: Route, into: dict | None = None) -> dict[str, Route]:
+    into = {} if into is None else into
+    into[route.id] = route
+    for child in route.routes:
+        _index(child, into)
+    return into
+
+
+def _plain_alert(alert: dict) -> dict:
+    """A decoded alert with its times as epoch ms, so it fits in JSON ledger entries."""
+    out = dict(alert)
+    for key in ("window_start", "window_end", "first_fired", "last_updated"):
+        if isinstance(out[key], dt.datetime):
+            out[key] = int(out[key].timestamp() * 1000)
+    return out

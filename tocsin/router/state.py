@@ -1,0 +1,120 @@
+"""The router's state, rebuilt from its ledger: `RouterState.apply(entry)` for every entry, in order.
+
+Every change of the router's state is a ledger entry first (event sourcing), so a restarted router that
+replays the ledger is exactly where the last one stopped: the alerts it had read (and the offsets to
+resume at), its groups and what each last notified, every pending escalation deadline, acknowledgements,
+decisions and silences. Nothing of it lives only in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tocsin.router.dispatch import Group
+from tocsin.router.ledger import Entry
+from tocsin.router.silence import Silence
+
+DECISIONS = ("ACTION_TAKEN", "DECLINED", "REFERRED")
+
+
+@dataclass
+class Escalation:
+    policy: str
+    level: int = 0  # 0: the route's receiver; k: the k-th step of the policy
+    last_at: float | None = None  # when the current level was notified
+    done: bool = False  # acknowledged, or resolved
+
+
+@dataclass
+class RouterState:
+    offsets: dict[int, int] = field(default_factory=dict)  # alert topic partition -> next offset
+    alerts: dict[str, dict] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)
+    routed: dict[str, set] = field(default_factory=dict)  # alert id -> receivers it was sent or routed to
+    escalations: dict[str, Escalation] = field(default_factory=dict)
+    first_notified: dict[str, float] = field(default_factory=dict)
+    acks: dict[str, dict] = field(default_factory=dict)
+    decisions: dict[str, dict] = field(default_factory=dict)
+    silences: dict[str, Silence] = field(default_factory=dict)
+    muted: set = field(default_factory=set)  # (alert id, sequence, receiver) already recorded as muted
+    last: Entry | None = None
+
+    def apply(self, entry: Entry) -> None:
+        at = entry.at / 1000
+        p = entry.payload
+        kind = entry.kind
+        if kind == "alert.received":
+            alert = p["alert"]
+            held = self.alerts.get(alert["id"])
+            if held is None or alert["sequence"] >= held["sequence"]:
+                self.alerts[alert["id"]] = alert
+            self.offsets[p["partition"]] = max(self.offsets.get(p["partition"], 0), p["offset"] + 1)
+            if alert["status"] == "RESOLVED" and alert["id"] in self.escalations:
+                self.escalations[alert["id"]].done = True
+        elif kind == "alert.routed":
+            alert = self.alerts[entry.subject_id]
+            for r in p["routes"]:
+                group = self.groups.get(r["group_key"])
+                if group is None:
+                    group = self.groups[r["group_key"]] = Group(r["group_key"], r["route"], r["receiver"], at)
+                group.alerts[alert["id"]] = alert
+                self.routed.setdefault(alert["id"], set()).add(r["receiver"])
+                if (
+                    r.get("escalation")
+                    and alert["id"] not in self.escalations
+                    and alert["status"] != "RESOLVED"
+                ):
+                    self.escalations[alert["id"]] = Escalation(r["escalation"])
+        elif kind == "group.notified":
+            group = self.groups[p["group_key"]]
+            content = frozenset((i, s) for i, s in p["content"])
+            group.notified_at, group.notified = at, content
+            for alert_id, _ in content:
+                alert = group.alerts.get(alert_id)
+                if alert is None:
+                    continue
+                if alert["status"] == "RESOLVED":
+                    del group.alerts[alert_id]  # sent as resolved: the group is done with it
+                    continue
+                self.first_notified.setdefault(alert_id, at)
+                esc = self.escalations.get(alert_id)
+                if esc is not None and esc.last_at is None:
+                    esc.last_at = at
+            if not group.alerts:
+                del self.groups[p["group_key"]]
+        elif kind == "escalation":
+            esc = self.escalations[entry.subject_id]
+            esc.level, esc.last_at = p["level"], at
+            self.routed.setdefault(entry.subject_id, set()).add(p["receiver"])
+        elif kind == "response":
+            alert_id = entry.subject_id
+            record = {**p, "at": at}
+            self.acks.setdefault(alert_id, record)  # any answer means someone has the warning in hand
+            if p["kind"] in DECISIONS:
+                self.decisions.setdefault(alert_id, record)
+            if p["kind"] == "REFERRED" and p.get("referred_to"):
+                self.routed.setdefault(alert_id, set()).add(p["referred_to"])
+            if alert_id in self.escalations:
+                self.escalations[alert_id].done = True
+        elif kind == "alert.muted":
+            self.muted.add((entry.subject_id, p["sequence"], p["receiver"]))
+        elif kind == "silence.created":
+            s = p["silence"]
+            self.silences[s["id"]] = Silence(
+                s["id"], tuple(s["matchers"]), s["author"], s["reason"], s["starts_at"], s["ends_at"]
+            )
+        elif kind == "silence.expired":
+            old = self.silences.get(entry.subject_id)
+            if old is not None:
+                self.silences[old.id] = Silence(
+                    old.id, old.matchers, old.author, old.reason, old.starts_at, at
+                )
+        self.last = entry
+
+    def unacknowledged(self) -> list[str]:
+        """Firing alerts that were notified and nobody has answered."""
+        return [
+            a
+            for a in self.first_notified
+            if a not in self.acks and self.alerts.get(a, {}).get("status") != "RESOLVED"
+        ]
