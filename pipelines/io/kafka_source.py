@@ -278,6 +278,7 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
         self._assigned: tuple = ()
         self._backlog: set = set()  # partitions found with unread records at the last check
         self._backlog_checked = 0.0
+        self._backlog_asked: set = set()  # the partitions that check was about
 
     # -- restriction: per partition, the offsets from the resume point onwards -----------------------
     def initial_restriction(self, element: Shard):
@@ -454,10 +455,13 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
         ]
         if not idle:
             return set()
-        if now - self._backlog_checked >= 1.0:
+        # The cached answer only holds for the partitions it was asked about: a partition that turned
+        # idle since is checked at once (taking the cache for it made its watermark jump over its backlog).
+        if now - self._backlog_checked >= 1.0 or not set(idle) <= self._backlog_asked:
             tps = [TopicPartition(t, p) for t, p in idle]
             ends = consumer.end_offsets(tps)
             self._backlog = {(tp.topic, tp.partition) for tp in tps if consumer.position(tp) < ends[tp]}
+            self._backlog_asked = set(idle)
             self._backlog_checked = now
         return self._backlog & set(idle)
 

@@ -194,3 +194,31 @@ def test_close_when_idle_moves_a_fully_read_partition_to_its_latest_event_time()
     assert wm.partition_watermarks()[A] == 50_000_000 - 3_600_000  # not idle yet: the bound holds
     wm.advance(now=last + 12)
     assert wm.partition_watermarks()[A] == 50_000_000 + 2_000  # idle: from the latest event on
+
+
+class _Ends:
+    """Stands in for the consumer's end_offsets/position, the two calls _waiting makes."""
+
+    def __init__(self, ends: dict, positions: dict):
+        self.ends, self.positions = ends, positions
+
+    def end_offsets(self, tps):
+        return {tp: self.ends[(tp.topic, tp.partition)] for tp in tps}
+
+    def position(self, tp):
+        return self.positions[(tp.topic, tp.partition)]
+
+
+def test_a_partition_turning_idle_is_checked_for_a_backlog_even_within_the_cache_second():
+    import time
+
+    from tocsin.pipelines.io.kafka_source import SourceConfig, _ReadShard
+
+    b = ("t", 1)
+    reader = _ReadShard(SourceConfig(decode=None, client={}, topics=("t",), group_id="g", idle_timeout=1.0))
+    consumer = _Ends({A: 10, b: 10}, {A: 10, b: 4})  # b has 6 unread records
+    now = time.time()
+    wm = ShardWatermark({A: (FLOOR_MS, FLOOR_MS, now - 5), b: (FLOOR_MS, FLOOR_MS, now)}, 0.0, 1.0)
+    assert reader._waiting(consumer, wm, read={}) == set()  # only A looks idle, and it has no backlog
+    wm.partitions[b] = (FLOOR_MS, FLOOR_MS, now - 5)  # b looks idle too, a moment later
+    assert reader._waiting(consumer, wm, read={}) == {b}  # not idle: records are waiting
