@@ -81,7 +81,7 @@ lint: setup
 bench: setup kafka-fetch prism
 	$(BIN)/python bench/kafka_pipeline_bench.py
 
-demo: setup kafka-fetch
+demo: setup kafka-fetch prism
 	$(BIN)/tocsin demo
 
 clean:

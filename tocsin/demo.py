@@ -1,9 +1,11 @@
-"""`tocsin demo`: what tocsin does today, on the bundled real data, from a clean start.
+"""`tocsin demo`: the whole system on the bundled real data, from a clean start.
 
 Starts a local Kafka broker (unless --bootstrap-servers names a cluster), creates the topics, runs every
 connector on `sample_data/` (UCDP GED, GDELT 2.0, RSS, ReliefWeb) and one field-monitor report through
-the HTTP intake, then reads the topics back and prints what landed. It stops everything it started.
-The indicator signals, alerts and response routing of the later issues extend this same command.
+the HTTP intake; then the indicator pipeline and the alert pipeline on the local streaming runner (Prism),
+each as its own process; then the response router with a local webhook receiver standing for the
+regional and UN offices: alerts are delivered, escalated when nobody answers, and one is acknowledged.
+It ends with a summary and the ledger's verification, and stops everything it started.
 """
 
 from __future__ import annotations
@@ -21,11 +23,6 @@ from rich.console import Console
 from rich.table import Table
 
 from tocsin.config import KafkaSettings
-
-NEXT = (
-    "indicator signals per country (issue #5), threshold rules and alerts (#6), response routing "
-    "with acknowledgement, escalation and the ledger (#7)"
-)
 
 
 def _read_committed(client: dict, topic: str) -> list[dict]:
@@ -73,6 +70,90 @@ def _intake_report(client: dict, console: Console) -> str:
             return answer["id"]
     finally:
         server.stop()
+
+
+def _pipelines_and_router(client: dict, bootstrap: str, console: Console, records_in: int) -> int:
+    from tocsin.demo_stages import Job, demo_rules, job_args, ledger_verified, run_router, wait_settled
+    from tocsin.pipelines.rules.dryrun import describe
+
+    logs = Path(tempfile.mkdtemp(prefix="tocsin-demo-logs-"))
+    jobs = []
+    try:
+        console.rule("indicator signals")
+        jobs.append(
+            Job(
+                "tocsin.pipelines.indicators.job",
+                [
+                    *job_args(bootstrap, "demo-indicators"),
+                    "--window",
+                    "7d/1d",
+                    "--no-regions",
+                    "--early-every",
+                    "5",
+                    "--early-after",
+                    "0",
+                ],
+                logs / "indicators.log",
+            )
+        )
+        signals = wait_settled(client, "tocsin.signals.v1", jobs[-1], console, "indicator pipeline")
+        console.log(f"indicator pipeline: {signals} signal panes on tocsin.signals.v1 (7-day windows, daily)")
+        jobs[-1].stop()
+
+        console.rule("threshold rules and alerts")
+        jobs.append(
+            Job(
+                "tocsin.pipelines.rules.job",
+                [*job_args(bootstrap, "demo-alerts"), "--rules", str(demo_rules(logs))],
+                logs / "alerts.log",
+            )
+        )
+        alerts_written = wait_settled(client, "tocsin.alerts.v1", jobs[-1], console, "alert pipeline")
+        jobs[-1].stop()
+        alerts = _read_committed(client, "tocsin.alerts.v1")
+        firing = [a for a in alerts if a["status"] == "FIRING"]
+        console.log(f"alert pipeline: {alerts_written} alert events ({len(firing)} fired)")
+        for alert in firing[:3]:
+            console.print(describe(alert))
+        if len(firing) > 3:
+            console.print(f"  ... and {len(firing) - 3} more")
+
+        console.rule("response routing")
+        routed = run_router(client, console)
+
+        entries, problems = ledger_verified(client)
+        dead = _read_committed(client, "tocsin.deadletter.v1")
+        table = Table(title="tocsin demo: summary")
+        table.add_column("")
+        table.add_column("count", justify="right")
+        for name, value in (
+            ("records in (incidents and news)", records_in),
+            ("signal panes", signals),
+            ("alert events", alerts_written),
+            ("alerts fired", len({a["id"] for a in firing})),
+            ("deliveries (attempts)", routed["deliveries"]),
+            ("escalations", routed["escalations"]),
+            ("acknowledgements and decisions", routed["answers"]),
+            ("dead letters", len(dead)),
+            ("ledger entries", entries),
+        ):
+            table.add_row(name, str(value))
+        console.print(table)
+        if problems:
+            console.print("[red]ledger does NOT verify[/red]: " + "; ".join(problems[:3]))
+            return 1
+        console.print(f"ledger verified: {entries} entries, hash chain intact")
+        if routed["answered"]:
+            from tocsin.router.ledger import read_ledger, story
+
+            console.rule(f"the ledger's story of {routed['answered']}")
+            for line in story(read_ledger(client, "tocsin.ledger.v1"), routed["answered"]):
+                console.print(line, soft_wrap=True, highlight=False)
+        return 0
+    finally:
+        for job in jobs:
+            job.stop()
+        console.log("pipelines stopped")
 
 
 def run_demo(bootstrap: str | None = None, speed: float | None = None) -> int:
@@ -161,8 +242,7 @@ def run_demo(bootstrap: str | None = None, speed: float | None = None) -> int:
             f"intake report {report_id}: reporter pseudonym {intake['reporter'][:16]}..., "
             f"coordinates coarsened to ({intake['latitude']:.3f}, {intake['longitude']:.3f})"
         )
-        console.print(f"[bold]Coming next[/bold]: {NEXT}.")
-        return 0
+        return _pipelines_and_router(client, bootstrap, console, len(incidents) + len(news))
     finally:
         if broker is not None:
             broker.stop()

@@ -1,12 +1,14 @@
-"""`tocsin demo` against the real broker: every connector lands the bundled data, nothing is lost."""
+"""`tocsin demo` as `make demo` runs it: the whole system on the bundled data, then nothing left running."""
 
 from __future__ import annotations
+
+import subprocess
 
 import pytest
 
 from tocsin.demo import run_demo
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.runner]
 
 
 def test_demo_ingests_the_bundled_sample_data(capsys):
@@ -25,3 +27,19 @@ def test_demo_ingests_the_bundled_sample_data(capsys):
     assert "tocsin.news.raw.v1: 12 news items" in out
     assert "coordinates coarsened to (13.490, 39.490)" in out
     assert "local broker stopped" in out
+
+    # Signals, alerts from the real data, delivered, escalated, acknowledged, a verified ledger.
+    assert "-> au-situation-room firing: 1 alert(s) ETH" in out
+    assert "-> un-osapg ESCALATION: 1 alert(s) ETH" in out
+    assert "acknowledged demo-armed-conflict-reports:ETH:2020-11-16T00:00Z as the UN office" in out
+    assert "│ escalations │ 1 │" in out and "│ acknowledgements and decisions │ 1 │" in out
+    assert "│ dead letters │ 0 │" in out
+    assert "ledger verified:" in out and "hash chain intact" in out
+    story = out.split("the ledger's story of")[1]
+    for kind in ("alert.received", "alert.routed", "notification", "escalation", "response"):
+        assert kind in story
+    # Nothing it started is left running: no pipeline, no runner, no broker of its own.
+    leftover = subprocess.run(
+        ["pgrep", "-f", "tocsin.pipelines|tocsin-demo-kafka"], capture_output=True, text=True
+    )
+    assert leftover.stdout == ""
