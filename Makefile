@@ -12,15 +12,18 @@ KAFKA_LIBS  := $(CACHE)/kafka-$(KAFKA_VERSION)/libs
 PRISM       := $(CACHE)/prism-$(BEAM_VERSION)/prism
 FLINK_JAR   := $(CACHE)/flink/beam-flink-job-server.jar
 FLINK_LIB   := $(CACHE)/flink/lib
+PROM_DIR    := $(CACHE)/prometheus
+PROMETHEUS  := $(PROM_DIR)/usr/bin/prometheus
 
 # The test broker gets its own port and a fresh data dir, so it never touches a dev broker.
 TEST_KAFKA  := KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093 KAFKA_DATA=$(CACHE)/kafka-test-data
 
 export TOCSIN_CACHE := $(CACHE)
+export TOCSIN_PROMETHEUS := $(abspath $(PROMETHEUS))
 export TOCSIN_PRISM_LOCATION := $(abspath $(PRISM))
 export TOCSIN_FLINK_JOB_SERVER_JAR := $(abspath $(FLINK_JAR))
 
-.PHONY: setup kafka-fetch prism flink kafka-up kafka-down topics test test-unit lint bench demo clean
+.PHONY: setup kafka-fetch prism flink prometheus kafka-up kafka-down topics test test-unit lint bench demo clean
 
 setup: $(VENV)/.installed
 
@@ -56,6 +59,14 @@ $(FLINK_JAR): deploy/flink/pom.xml deploy/flink/build_job_server.sh
 	    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(abspath $(FLINK_LIB))
 	deploy/flink/build_job_server.sh $@ $(FLINK_LIB)
 
+# Prometheus (and promtool) from Debian's package, unpacked into .cache: no system install, no root needed.
+prometheus: $(PROMETHEUS)
+
+$(PROMETHEUS):
+	rm -rf $(PROM_DIR) && mkdir -p $(PROM_DIR)
+	cd $(PROM_DIR) && apt-get download prometheus && dpkg -x prometheus_*.deb . && rm prometheus_*.deb
+	test -x $@
+
 kafka-up: setup kafka-fetch
 	$(BIN)/tocsin kafka up
 
@@ -66,10 +77,11 @@ topics: kafka-up
 	$(BIN)/tocsin topics create
 
 # Everything on a fresh machine: environment, broker, runner, then unit and integration tests.
-test: setup kafka-fetch prism flink
+test: setup kafka-fetch prism flink prometheus
 	rm -rf $(CACHE)/kafka-test-data
 	$(TEST_KAFKA) $(BIN)/tocsin kafka up
-	$(TEST_KAFKA) TOCSIN_TEST_BOOTSTRAP=127.0.0.1:29092 TOCSIN_REQUIRE_FLINK=1 $(BIN)/pytest; rc=$$?; \
+	$(TEST_KAFKA) TOCSIN_TEST_BOOTSTRAP=127.0.0.1:29092 TOCSIN_REQUIRE_FLINK=1 TOCSIN_REQUIRE_PROMETHEUS=1 \
+	    $(BIN)/pytest; rc=$$?; \
 	    $(TEST_KAFKA) $(BIN)/tocsin kafka down; exit $$rc
 
 test-unit: setup

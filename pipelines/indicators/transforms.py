@@ -33,7 +33,9 @@ UNLOCATED = counter(
     ["source"],
 )
 HITS = counter("tocsin_indicator_hits_total", "Observations matching an indicator", ["indicator"])
-SIGNALS = counter("tocsin_signals_total", "Signal panes emitted", ["pane"])
+SIGNALS = counter(
+    "tocsin_signals_total", "Signal panes emitted", ["pane", "country", "risk_factor"]
+)  # country and risk factor for the dashboards: ~200 x 14 x 4 series at most
 SUPPRESSED = counter(
     "tocsin_signals_suppressed_total", "Panes of windows already complete before a restart, not re-emitted"
 )
@@ -107,7 +109,8 @@ class _FormatSignal(beam.DoFn):
             SUPPRESSED.inc()  # complete and durable before the restart; recounting it now would undercount
             return
         timing = {0: "EARLY", 1: "ON_TIME", 2: "LATE"}.get(pane.timing, "UNKNOWN") if pane else "UNKNOWN"
-        SIGNALS.labels(timing).inc()
+        for rf in self.risk_factors[key.indicator_id]:
+            SIGNALS.labels(timing, key.country, f"rf{rf}").inc()
         yield {
             "id": signal_id(key, start_ms, end_ms),
             "indicator_id": key.indicator_id,

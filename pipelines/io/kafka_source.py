@@ -37,6 +37,12 @@ SOURCE_WATERMARK = gauge(
     "tocsin_source_watermark_seconds", "Event-time watermark of a partition", ["topic", "partition"]
 )
 DECODE_ERRORS = counter("tocsin_source_decode_errors_total", "Records the source could not decode", ["topic"])
+CONSUMER_LAG = gauge(
+    "tocsin_source_consumer_lag_records",
+    "Records of a partition not read yet (end offset - position)",
+    ["topic", "partition"],
+)
+LAG_EVERY_S = 5.0  # end offsets are a broker round trip: asked for at most this often
 
 FLOOR_MS = MIN_TIMESTAMP.micros // 1000
 GLOBAL_WINDOWS = (GlobalWindow(),)
@@ -279,6 +285,7 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
         self._backlog: set = set()  # partitions found with unread records at the last check
         self._backlog_checked = 0.0
         self._backlog_asked: set = set()  # the partitions that check was about
+        self._lag_reported = 0.0
 
     # -- restriction: per partition, the offsets from the resume point onwards -----------------------
     def initial_restriction(self, element: Shard):
@@ -424,6 +431,7 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
         for key in self._waiting(consumer, watermark, next_offsets):
             watermark.observe(key, FLOOR_MS)  # records are waiting: not idle, only not fetched yet
         watermark.advance()
+        self._report_lag(consumer)
         for (topic, partition), wm in watermark.partition_watermarks().items():
             SOURCE_WATERMARK.labels(topic, str(partition)).set(max(wm, 0) / 1000)
         for (topic, partition), offset in next_offsets.items():
@@ -437,6 +445,15 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
             )
         # Checkpoint: the runner keeps what was emitted and the watermark, then calls again.
         tracker.defer_remainder(Duration.of(0 if emitted else config.poll_timeout))
+
+    def _report_lag(self, consumer) -> None:
+        now = time.monotonic()
+        if now - self._lag_reported < LAG_EVERY_S:
+            return
+        self._lag_reported = now
+        assigned = list(consumer.assignment())
+        for tp, end in consumer.end_offsets(assigned).items():
+            CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(end - consumer.position(tp), 0))
 
     def _waiting(self, consumer, watermark, read: dict) -> set:
         """Partitions that read nothing in this call and look idle, but still have unread records.

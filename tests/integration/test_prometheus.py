@@ -1,0 +1,148 @@
+"""A real Prometheus (Debian's package, unpacked by `make prometheus`) scrapes a running tocsin process:
+the router, with --metrics-port. Its HTTP API must then list tocsin's series. promtool checks the
+scrape configuration and the alerting rules in deploy/."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import wait_for
+from tocsin.kafka.local_broker import free_port
+from tocsin.router.api import token_digest
+from tocsin.telemetry.exported import exported_series
+
+pytestmark = pytest.mark.integration
+DEPLOY = Path(__file__).parents[2] / "deploy"
+
+
+def binary(name: str) -> str:
+    configured = os.environ.get("TOCSIN_PROMETHEUS")
+    path = str(Path(configured).with_name(name)) if configured else shutil.which(name)
+    if not path or not Path(path).exists():
+        if os.environ.get("TOCSIN_REQUIRE_PROMETHEUS"):  # make test installs it: missing is a failure there
+            pytest.fail(f"{name} not found: run `make prometheus`")
+        pytest.skip(f"{name} not found: run `make prometheus`")
+    return path
+
+
+def test_promtool_accepts_the_scrape_config_and_the_alerting_rules():
+    result = subprocess.run(
+        [binary("promtool"), "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 7 rules found" in result.stdout + result.stderr
+
+
+def test_prometheus_scrapes_the_tocsin_series_of_a_running_router(
+    bootstrap, make_topic, start_pipeline, tmp_path
+):
+    prometheus = binary("prometheus")
+    topics = {name: make_topic(name) for name in ("alerts", "ledger", "notifications", "responses")}
+    config = tmp_path / "routes.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "route": {"receiver": "office"},
+                "receivers": [
+                    {
+                        "name": "office",
+                        "organisation": "office",
+                        "channels": [{"file": {"path": str(tmp_path / "out")}}],
+                    }
+                ],
+                "organisations": [{"name": "office", "token_sha256": token_digest("t")}],
+            }
+        )
+    )
+    metrics_port, api_port = free_port(), free_port()
+    router = start_pipeline(
+        "-m",
+        "tocsin.cli",
+        "router",
+        "serve",
+        "--config",
+        str(config),
+        "-b",
+        bootstrap,
+        "--listen",
+        f"127.0.0.1:{api_port}",
+        "--metrics-port",
+        str(metrics_port),
+        "--alerts-topic",
+        topics["alerts"],
+        "--ledger-topic",
+        topics["ledger"],
+        "--notifications-topic",
+        topics["notifications"],
+        "--responses-topic",
+        topics["responses"],
+    )
+    wait_for(
+        lambda: _get(f"http://127.0.0.1:{metrics_port}/metrics") or not router.alive(), 60, message="metrics"
+    )
+    assert router.alive(), router.log_tail()
+
+    port = free_port()
+    (tmp_path / "prometheus.yml").write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s"},
+                "scrape_configs": [
+                    {
+                        "job_name": "tocsin-router",
+                        "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}],
+                    }
+                ],
+            }
+        )
+    )
+    server = subprocess.Popen(
+        [
+            prometheus,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=open(tmp_path / "prometheus.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+
+        def series():
+            body = _get(f"http://127.0.0.1:{port}/api/v1/label/__name__/values")
+            return body and {n for n in json.loads(body)["data"] if n.startswith("tocsin_")}
+
+        found = wait_for(
+            lambda: (s := series()) and "tocsin_router_unacknowledged_alerts" in s and s,
+            60,
+            interval=1,
+            message="tocsin series in Prometheus",
+        )
+        # Labelled series appear once they have a value; every series found is one tocsin declares.
+        assert {n for n in found if not n.endswith("_created")} <= exported_series()
+        up = json.loads(_get(f"http://127.0.0.1:{port}/api/v1/query?query=up%7Bjob%3D%22tocsin-router%22%7D"))
+        assert up["data"]["result"][0]["value"][1] == "1"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _get(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return response.read().decode()
+    except OSError:
+        time.sleep(0.2)
+        return None
