@@ -285,6 +285,39 @@ def test_deliver_escalate_acknowledge_ledger_and_restart(
     assert answer(api, tokens["un"], first, {"kind": "acknowledged", "responder": "Duty officer"}) == 201
     time.sleep(DEADLINE_S + 2)  # the repeat would have come by now
     assert len(webhooks.at("/un")) == 1
+    # The same answers from the CLI: a comment, then a decision, each with the organisation's token.
+    cli(
+        "router",
+        "comment",
+        first,
+        "Convoy route closed",
+        "-r",
+        "Analyst",
+        "--url",
+        api,
+        "--token",
+        tokens["igad"],
+    )
+    cli(
+        "router",
+        "decide",
+        first,
+        "-r",
+        "Duty officer",
+        "--action-taken",
+        "Envoy briefed",
+        "--url",
+        api,
+        "--token",
+        tokens["un"],
+    )
+    refused = CliRunner().invoke(
+        app, ["router", "decide", first, "-r", "x", "--declined", "no", "--url", api, "--token", "wrong"]
+    )
+    assert (
+        refused.exit_code == 1
+        and "error: authorization: a valid 'Bearer <token>' is needed" in refused.stderr
+    )
 
     story = cli("ledger", "show", first, "-b", bootstrap, "--topic", topics["ledger"])
     kinds = [line.split()[3] for line in story.splitlines()]
@@ -296,11 +329,15 @@ def test_deliver_escalate_acknowledge_ledger_and_restart(
         "escalation",
         "notification",
         "response",
+        "comment",
+        "response",
     ]
     assert "igad-situation-room by webhook, attempt 1: DELIVERED" in story
     assert "igad-situation-room by email, attempt 1: DELIVERED" in story
     assert "not acknowledged: level 1 -> un-osapg" in story
     assert "un/Duty officer" in story and "ACKNOWLEDGED" in story
+    assert "igad/Analyst" in story and "COMMENT: Convoy route closed" in story
+    assert "ACTION_TAKEN: Envoy briefed" in story
     assert cli("ledger", "verify", "-b", bootstrap, "--topic", topics["ledger"]).startswith(
         "ledger verified:"
     )

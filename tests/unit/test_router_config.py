@@ -134,3 +134,24 @@ def test_children_inherit_grouping_intervals_and_escalation():
         ("un-osapg", 14400),
     )
     assert config.receivers_of("igad") == {"igad-situation-room"}
+
+
+def test_routes_test_prints_the_receivers_like_amtool():
+    from typer.testing import CliRunner
+
+    from tocsin.cli import app
+
+    labels = ["country=SDN", "severity=critical", "igad=true", "alertname=attacks-on-civilians"]
+    result = CliRunner().invoke(app, ["routes", "test", *labels, "--config", str(EXAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert [line.split()[0] for line in result.stdout.splitlines()] == [
+        "sdn-focal-point",
+        "igad-situation-room",
+        "civil-society-network",
+    ]
+    assert (
+        "escalation national-regional-un: igad-situation-room after 7200s -> un-osapg after 14400s"
+        in result.stdout
+    )
+    bad = CliRunner().invoke(app, ["routes", "test", "country", "--config", str(EXAMPLE)])
+    assert bad.exit_code == 2 and "'country' is not label=value" in bad.stderr
