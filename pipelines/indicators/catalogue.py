@@ -35,6 +35,8 @@ from pydantic import (
     model_validator,
 )
 
+from tocsin.validation import error_messages, str_keys
+
 EXTERNAL_DIR_ENV = "TOCSIN_EXTERNAL_LEXICONS"
 RISK_FACTORS = range(1, 15)
 UCDP_VIOLENCE_TYPES = {1: "state-based", 2: "non-state", 3: "one-sided"}
@@ -331,10 +333,10 @@ def parse_catalogue(
     try:
         document = _Document.model_validate(data)
     except ValidationError as error:
-        errors.extend(_messages(error))
+        errors.extend(error_messages(error))
         document = None
     raw_indicators = data.get("indicators") if isinstance(data.get("indicators"), list) else []
-    declared = set(document.external_lexicons) if document else set(_keys(data.get("external_lexicons")))
+    declared = set(document.external_lexicons) if document else set(str_keys(data.get("external_lexicons")))
     lexicon_dir = base_dir / (document.lexicon_dir if document else "lexicons")
     enable = list(enable)
     ids = [raw.get("id") if isinstance(raw, dict) else None for raw in raw_indicators]
@@ -358,7 +360,7 @@ def parse_catalogue(
         try:
             indicator = Indicator.model_validate(raw)
         except ValidationError as error:
-            errors.extend(_messages(error, prefix=(where,)))
+            errors.extend(error_messages(error, prefix=(where,)))
             continue
         if indicator.id in enable:
             indicator = indicator.model_copy(update={"enabled": True})
@@ -375,19 +377,6 @@ def parse_catalogue(
     )
     catalogue._terms = terms
     return catalogue
-
-
-def _keys(value: Any) -> list[str]:
-    return [k for k in value if isinstance(k, str)] if isinstance(value, dict) else []
-
-
-def _messages(error: ValidationError, prefix: tuple = ()) -> list[str]:
-    out = []
-    for item in error.errors():
-        loc = [*prefix, *(str(p) for p in item["loc"] if p != "[key]")]
-        message = str(item["ctx"]["error"]) if item["type"] == "value_error" else item["msg"]
-        out.append(f"{'.'.join(loc) or '<root>'}: {message}")
-    return out
 
 
 def _resolve_terms(

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tocsin.pipelines.indicators.catalogue import Catalogue
 from tocsin.pipelines.windowspec import WindowSpec
+from tocsin.validation import error_messages, str_keys
 
 SEVERITIES = ("watch", "warning", "critical")
 FIELDS = ("count", "weighted_count", "fatalities", "distinct_sources")
@@ -249,7 +250,7 @@ def parse_rules(data: Any, catalogue: Catalogue) -> RuleSet:
     try:
         document = _Document.model_validate(data)
     except ValidationError as error:
-        errors.extend(_messages(error))
+        errors.extend(error_messages(error))
         document = None
     raw_rules = data.get("rules") if isinstance(data.get("rules"), list) else []
     known = {i.id: i for i in catalogue.indicators}
@@ -267,21 +268,17 @@ def parse_rules(data: Any, catalogue: Catalogue) -> RuleSet:
         try:
             rules.append(Rule.model_validate(raw))
         except ValidationError as error:
-            errors.extend(_messages(error, prefix=(where,)))
+            errors.extend(error_messages(error, prefix=(where,)))
         # References are checked on the raw rule too, so one run lists them with the other errors.
         if isinstance(raw, dict):
             if isinstance(raw.get("indicator"), str):
                 errors.extend(_indicator_errors(f"{where}.indicator", raw["indicator"], known))
-            for name in _keys(raw.get("indicators")):
+            for name in str_keys(raw.get("indicators")):
                 errors.extend(_indicator_errors(f"{where}.indicators.{name}", name, known))
     if errors:
         raise RulesError(errors)
     risk_factors = {i.id: tuple(i.risk_factors) for i in catalogue.indicators}
     return RuleSet(version=document.version, rules=tuple(rules), risk_factors=risk_factors)
-
-
-def _keys(value: Any) -> list[str]:
-    return [k for k in value if isinstance(k, str)] if isinstance(value, dict) else []
 
 
 def _indicator_errors(where: str, name: str, known: dict) -> list[str]:
@@ -290,12 +287,3 @@ def _indicator_errors(where: str, name: str, known: dict) -> list[str]:
     if not known[name].enabled:
         return [f"{where}: indicator {name!r} is disabled in the catalogue (enable it or drop the rule)"]
     return []
-
-
-def _messages(error: ValidationError, prefix: tuple = ()) -> list[str]:
-    out = []
-    for item in error.errors():
-        loc = [*prefix, *(str(p) for p in item["loc"] if p != "[key]")]
-        message = str(item["ctx"]["error"]) if item["type"] == "value_error" else item["msg"]
-        out.append(f"{'.'.join(loc) or '<root>'}: {message}")
-    return out

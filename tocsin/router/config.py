@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tocsin.pipelines.windowspec import parse_duration
 from tocsin.router.matchers import Matcher, MatcherError, parse_matcher
+from tocsin.validation import error_messages
 
 DEFAULTS = {
     "group_by": ["alertname", "country"],
@@ -189,7 +190,7 @@ def parse_router_config(data: Any) -> RouterConfig:
     try:
         doc = _Document.model_validate(data)
     except ValidationError as error:
-        raise RouterConfigError(_messages(error)) from None
+        raise RouterConfigError(error_messages(error)) from None
     errors: list[str] = []
     receivers: dict[str, Receiver] = {}
     for i, receiver in enumerate(doc.receivers):
@@ -322,12 +323,3 @@ def _matchers(texts: list[str], where: str, errors: list) -> tuple[Matcher, ...]
         except MatcherError as error:
             errors.append(f"{where}.{i}: {error}")
     return tuple(out)
-
-
-def _messages(error: ValidationError) -> list[str]:
-    out = []
-    for item in error.errors():
-        loc = [str(p) for p in item["loc"] if p != "[key]"]
-        message = str(item["ctx"]["error"]) if item["type"] == "value_error" else item["msg"]
-        out.append(f"{'.'.join(loc) or '<root>'}: {message}")
-    return out
