@@ -92,6 +92,15 @@ class KafkaOptions(PipelineOptions):
         add("--kafka-ssl-keyfile", dest="kafka_ssl_keyfile", default=None)
 
 
+def parse_job_args(parser, argv: list[str] | None):
+    """(the job's own arguments, the rest for Beam). The Kafka options are pipeline options, parsed by
+    Beam; --help shows them with the job's all the same."""
+    if argv is not None and ("-h" in argv or "--help" in argv):
+        KafkaOptions._add_argparse_args(parser.add_argument_group("Kafka (pipeline options)"))
+        parser.epilog = "Any Beam pipeline option (--runner, --parallelism, ...) is passed to the runner."
+    return parser.parse_known_args(argv)
+
+
 def kafka_client_config(opts: KafkaOptions) -> dict:
     from tocsin.config import KafkaSettings
 

@@ -20,7 +20,7 @@ from tocsin.pipelines.io.commit import CommitWhenDurable, resume_floor
 from tocsin.pipelines.io.dead_letters import EncodeDeadLetters, LateToDeadLetter
 from tocsin.pipelines.io.kafka_sink import OutRecord, WriteToKafka
 from tocsin.pipelines.io.kafka_source import DEAD_LETTER, LATE, PROGRESS, ReadFromKafka, SourceConfig
-from tocsin.pipelines.options import KafkaOptions, kafka_client_config
+from tocsin.pipelines.options import KafkaOptions, kafka_client_config, parse_job_args
 
 
 class CountPerKeyInWindows(beam.PTransform):
@@ -123,11 +123,7 @@ def run(argv: list[str] | None = None) -> None:
         default=None,
         help="With --value-schema: take event time from this field instead of the Kafka timestamp",
     )
-    if argv is not None and ("-h" in argv or "--help" in argv):
-        # The Kafka options belong to the pipeline options; show them in the help all the same.
-        KafkaOptions._add_argparse_args(parser.add_argument_group("Kafka (pipeline options)"))
-        parser.epilog = "Any Beam pipeline option (--runner, --parallelism, ...) is passed to the runner."
-    known, beam_args = parser.parse_known_args(argv)
+    known, beam_args = parse_job_args(parser, argv)
     options = streaming_options(beam_args)
     opts = options.view_as(KafkaOptions)
     port = serve_metrics(opts.metrics_port)

@@ -27,7 +27,7 @@ from tocsin.pipelines.io.dead_letters import EncodeDeadLetters, LateToDeadLetter
 from tocsin.pipelines.io.encode import EncodeAvro
 from tocsin.pipelines.io.kafka_sink import WriteToKafka
 from tocsin.pipelines.io.kafka_source import DEAD_LETTER, LATE, PROGRESS, ReadFromKafka, SourceConfig
-from tocsin.pipelines.options import KafkaOptions, kafka_client_config
+from tocsin.pipelines.options import KafkaOptions, kafka_client_config, parse_job_args
 
 STAGE = "pipeline.indicators"
 DEFAULT_WINDOWS = ("1d/1h", "7d/1d")
@@ -266,10 +266,7 @@ def run(argv: list[str] | None = None) -> None:
     from tocsin.telemetry.metrics import serve_metrics
 
     p = parser()
-    if argv is not None and ("-h" in argv or "--help" in argv):
-        KafkaOptions._add_argparse_args(p.add_argument_group("Kafka (pipeline options)"))
-        p.epilog = "Any Beam pipeline option (--runner, --parallelism, ...) is passed to the runner."
-    known, beam_args = p.parse_known_args(argv)
+    known, beam_args = parse_job_args(p, argv)
     try:
         settings = settings_from(known)
     except ValueError as error:

@@ -24,7 +24,7 @@ from tocsin.pipelines.io.decoders import SignalWithEventTime
 from tocsin.pipelines.io.encode import EncodeAvro
 from tocsin.pipelines.io.kafka_sink import WriteToKafka
 from tocsin.pipelines.io.kafka_source import DEAD_LETTER, LATE, PROGRESS, ReadFromKafka, SourceConfig
-from tocsin.pipelines.options import KafkaOptions, kafka_client_config
+from tocsin.pipelines.options import KafkaOptions, kafka_client_config, parse_job_args
 from tocsin.pipelines.rules.config import RuleSet, load_rules
 from tocsin.pipelines.rules.transforms import Alerts, latest_alerts
 
@@ -109,10 +109,7 @@ def run(argv: list[str] | None = None) -> None:
     from tocsin.telemetry.metrics import serve_metrics
 
     p = parser()
-    if argv is not None and ("-h" in argv or "--help" in argv):
-        KafkaOptions._add_argparse_args(p.add_argument_group("Kafka (pipeline options)"))
-        p.epilog = "Any Beam pipeline option (--runner, --parallelism, ...) is passed to the runner."
-    known, beam_args = p.parse_known_args(argv)
+    known, beam_args = parse_job_args(p, argv)
     try:
         ruleset = load(known)
         parse_duration_or_zero(known.allowed_lateness)
