@@ -62,7 +62,7 @@ def track_key(rule_id: str, place: str) -> str:
 
 def keyed_by_rule(ruleset, signal: dict):
     """(track key, signal) for each rule reading the signal."""
-    start, end = _ms(signal["window_start"]), _ms(signal["window_end"])
+    start, end = epoch_ms(signal["window_start"]), epoch_ms(signal["window_end"])
     for rule in ruleset.reading(signal["indicator_id"], start, end, bool(signal.get("region"))):
         yield track_key(rule.id, place_of(signal)), signal
 
@@ -71,13 +71,13 @@ def restore(rule_id: str, place: str, alert: dict | None) -> Track:
     """A Track resumed after a restart from the last alert on the alert topic."""
     track = Track(rule_id, place, alert=alert)
     if alert is not None:
-        track.quiet_until = _ms(alert["window_end"])
+        track.quiet_until = epoch_ms(alert["window_end"])
     return track
 
 
 def observe(track: Track, rule: Rule, risk_factors: dict, signal: dict) -> list[dict]:
     """Record one signal pane; return the alert event it causes, if any."""
-    end = _ms(signal["window_end"])
+    end = epoch_ms(signal["window_end"])
     slot = track.series.setdefault(end, {})
     held = slot.get(signal["indicator_id"])
     if held is not None and held["pane_index"] > signal.get("pane_index", 0):
@@ -124,11 +124,11 @@ def next_absent_check(track: Track, rule: Rule) -> int | None:
 
 def signal_event_time(signal: dict) -> int:
     """Event time (ms) the alert stage gives a signal: see the module's docstring."""
-    return _ms(signal["window_start"] if signal.get("pane") == "EARLY" else signal["window_end"])
+    return epoch_ms(signal["window_start"] if signal.get("pane") == "EARLY" else signal["window_end"])
 
 
 def decision_order(signal: dict) -> tuple:
-    return _ms(signal["window_end"]), PANE_ORDER.get(signal.get("pane"), 1), signal.get("pane_index", 0)
+    return epoch_ms(signal["window_end"]), PANE_ORDER.get(signal.get("pane"), 1), signal.get("pane_index", 0)
 
 
 def absent_before(track: Track, rule: Rule, risk_factors: dict, end_ms: int) -> list[dict]:
@@ -198,7 +198,7 @@ def _next_state(track: Track, rule: Rule, risk_factors: dict, end: int, ev: Eval
 
 def _alert(rule, risk_factors, place, end, ev: Evaluation, status, previous, severity, values=None) -> dict:
     country, _, region = place.partition("/")
-    first = _ms(previous["first_fired"]) if previous else end
+    first = epoch_ms(previous["first_fired"]) if previous else end
     rfs = sorted({rf for i in rule.indicator_ids for rf in risk_factors.get(i, ())})
     alert = {
         "id": previous["id"] if previous else alert_id(rule.id, place, end),
@@ -237,7 +237,7 @@ def summary(rule: Rule, alert: dict) -> str:
     return (
         f"{rule.id} {verb} for {where}: {main['name']} {how} "
         f"{main['threshold']:g} ({main['value']:g}) in the {rule.window.split('/')[0]} window ending "
-        f"{_iso(_ms(alert['window_end']))}, from {alert['distinct_sources']} distinct sources; "
+        f"{_iso(epoch_ms(alert['window_end']))}, from {alert['distinct_sources']} distinct sources; "
         f"severity {alert['severity'].lower()}."
     )
 
@@ -279,7 +279,8 @@ def _prune(track: Track, rule: Rule) -> None:
         del track.series[end]
 
 
-def _ms(value) -> int:
+def epoch_ms(value) -> int:
+    """Epoch milliseconds of a timestamp-millis field, decoded (a datetime) or not (an int)."""
     if isinstance(value, dt.datetime):
         return int(value.timestamp() * 1000)
     return int(value)

@@ -23,8 +23,10 @@ from tocsin.pipelines.rules.lifecycle import (
     absent_before,
     absent_due,
     decision_order,
+    epoch_ms,
     keyed_by_rule,
     observe,
+    place_of,
     restore,
     signal_event_time,  # noqa: F401 (the decoder and tests use it from here)
     track_key,
@@ -91,7 +93,7 @@ class AlertLifecycle(beam.DoFn):
             yield from _counted(events)
             return
         pending.add(signal)
-        end = _ms(signal["window_end"])
+        end = epoch_ms(signal["window_end"])
         latest = pending_max.read()
         if latest is None or end > latest:
             pending_max.write(end)
@@ -111,11 +113,11 @@ class AlertLifecycle(beam.DoFn):
         track = self._track(key, track_state)
         rule = self.ruleset.by_id(track.rule_id)
         waiting = list(pending.read())
-        ready = sorted((s for s in waiting if _ms(s["window_end"]) <= now), key=decision_order)
-        later = [s for s in waiting if _ms(s["window_end"]) > now]
+        ready = sorted((s for s in waiting if epoch_ms(s["window_end"]) <= now), key=decision_order)
+        later = [s for s in waiting if epoch_ms(s["window_end"]) > now]
         events = []
         for signal in ready:
-            events += absent_before(track, rule, self.ruleset.risk_factors, _ms(signal["window_end"]))
+            events += absent_before(track, rule, self.ruleset.risk_factors, epoch_ms(signal["window_end"]))
             events += observe(track, rule, self.ruleset.risk_factors, signal)
         events += absent_before(track, rule, self.ruleset.risk_factors, now - rule.period_ms + 1)
         pending.clear()
@@ -123,7 +125,7 @@ class AlertLifecycle(beam.DoFn):
             pending.add(signal)
         track_state.write(track)
         if later:
-            latest = max(_ms(s["window_end"]) for s in later)
+            latest = max(epoch_ms(s["window_end"]) for s in later)
             pending_max.write(latest)
             due.set(_at(latest))
         else:
@@ -163,14 +165,9 @@ def latest_alerts(alerts) -> dict[str, dict]:
     """The last state of each (rule, place) among decoded alerts (highest window, then sequence)."""
     latest: dict[str, dict] = {}
     for alert in alerts:
-        place = alert["country"] + (f"/{alert['region']}" if alert.get("region") else "")
-        key = track_key(alert["rule_id"], place)
-        rank = (_ms(alert["last_updated"]), alert["sequence"])
+        key = track_key(alert["rule_id"], place_of(alert))
+        rank = (epoch_ms(alert["last_updated"]), alert["sequence"])
         held = latest.get(key)
-        if held is None or rank >= (_ms(held["last_updated"]), held["sequence"]):
+        if held is None or rank >= (epoch_ms(held["last_updated"]), held["sequence"]):
             latest[key] = alert
     return latest
-
-
-def _ms(value) -> int:
-    return int(value.timestamp() * 1000) if hasattr(value, "timestamp") else int(value)

@@ -7,12 +7,12 @@ escalation deadline is forgotten. One thread owns the state; the HTTP API calls 
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import threading
 import time
 import uuid
 
+from tocsin.pipelines.rules.lifecycle import epoch_ms
 from tocsin.router.config import Route, RouterConfig
 from tocsin.router.dispatch import due, group_key, match
 from tocsin.router.escalation import next_step
@@ -45,6 +45,7 @@ TIME_TO_ACK = histogram(
 TIME_TO_DECISION = histogram(
     "tocsin_router_time_to_decision_seconds", "First notification to a decision", ["receiver"], GAP_BUCKETS
 )
+ALERT_TIMES = ("window_start", "window_end", "first_fired", "last_updated")
 RESPONSE_KINDS = ("ACKNOWLEDGED", "ACTION_TAKEN", "DECLINED", "REFERRED", "COMMENT")
 
 
@@ -391,8 +392,4 @@ def _index(route: Route, into: dict | None = None) -> dict[str, Route]:
 
 def _plain_alert(alert: dict) -> dict:
     """A decoded alert with its times as epoch ms, so it fits in JSON ledger entries."""
-    out = dict(alert)
-    for key in ("window_start", "window_end", "first_fired", "last_updated"):
-        if isinstance(out[key], dt.datetime):
-            out[key] = int(out[key].timestamp() * 1000)
-    return out
+    return {**alert, **{key: epoch_ms(alert[key]) for key in ALERT_TIMES}}

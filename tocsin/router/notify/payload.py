@@ -8,8 +8,7 @@ import datetime as dt
 import hashlib
 import uuid
 
-RESOLVED_END = None  # a firing alert's endsAt, as Alertmanager sends it: the zero time
-ZERO_TIME = "0001-01-01T00:00:00Z"
+ZERO_TIME = "0001-01-01T00:00:00Z"  # a firing alert's endsAt, as Alertmanager sends it
 
 
 class Message:
