@@ -114,3 +114,35 @@ def wait_for(predicate, timeout: float, interval: float = 0.2, message: str = "c
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}")
+
+
+def connect(bootstrap: str, topics: dict, *args: str) -> None:
+    """Run a connector (`tocsin connect ARGS`) onto topics["raw"], with its dead-letter and state topics."""
+    from typer.testing import CliRunner
+
+    from tocsin.cli import app
+
+    flags = ["-b", bootstrap, "--topic", topics["raw"], "--dead-letter-topic", topics["connector_dlq"]]
+    result = CliRunner().invoke(app, ["connect", *args, *flags, "--state-topic", topics["state"]])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+
+
+def router_serve_args(config: Path, bootstrap: str, api_port: int, topics: dict, *extra: str) -> list[str]:
+    """`tocsin router serve` as a process, on the test's own alert, ledger, notification, response topics."""
+    topic_flags = [
+        f"--{name}-topic={topics[name]}" for name in ("alerts", "ledger", "notifications", "responses")
+    ]
+    return [
+        "-m",
+        "tocsin.cli",
+        "router",
+        "serve",
+        "--config",
+        str(config),
+        "-b",
+        bootstrap,
+        "--listen",
+        f"127.0.0.1:{api_port}",
+        *topic_flags,
+        *extra,
+    ]

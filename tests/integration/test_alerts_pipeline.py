@@ -14,10 +14,8 @@ from collections import defaultdict
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from tests.conftest import DATA, wait_for
-from tocsin.cli import app
+from tests.conftest import DATA, connect, wait_for
 from tocsin.kafka.read import read_topic
 from tocsin.pipelines.indicators.catalogue import load_catalogue
 from tocsin.pipelines.rules.config import load_rules, packaged_rules_path
@@ -51,12 +49,6 @@ def topics(make_topic):
         "connector_dlq": make_topic("connector-dlq"),
         "state": make_topic("state"),
     }
-
-
-def connect(bootstrap: str, topics: dict, *args: str) -> None:
-    flags = ["-b", bootstrap, "--topic", topics["raw"], "--dead-letter-topic", topics["connector_dlq"]]
-    result = CliRunner().invoke(app, ["connect", *args, *flags, "--state-topic", topics["state"]])
-    assert result.exit_code == 0, result.output + repr(result.exception)
 
 
 def records(bootstrap: str, topic: str) -> list:

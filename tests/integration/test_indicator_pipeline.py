@@ -27,10 +27,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from kafka import KafkaAdminClient, KafkaProducer
-from typer.testing import CliRunner
 
-from tests.conftest import DATA, wait_for
-from tocsin.cli import app
+from tests.conftest import DATA, connect, wait_for
 from tocsin.connectors.gdelt import COLUMNS
 from tocsin.kafka.local_broker import free_port
 from tocsin.kafka.read import read_topic
@@ -165,12 +163,6 @@ def topics(make_topic):
         "connector_dlq": make_topic("connector-dlq"),
         "state": make_topic("state"),
     }
-
-
-def connect(bootstrap: str, topics: dict, *args: str) -> None:
-    flags = ["-b", bootstrap, "--topic", topics["raw"], "--dead-letter-topic", topics["connector_dlq"]]
-    result = CliRunner().invoke(app, ["connect", *args, *flags, "--state-topic", topics["state"]])
-    assert result.exit_code == 0, result.output + repr(result.exception)
 
 
 def codes_only_catalogue(tmp_path: Path) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import wait_for
+from tests.conftest import router_serve_args, wait_for
 from tocsin.kafka.local_broker import free_port
 from tocsin.router.api import token_digest
 from tocsin.telemetry.exported import exported_series
@@ -68,26 +68,7 @@ def test_prometheus_scrapes_the_tocsin_series_of_a_running_router(
     )
     metrics_port, api_port = free_port(), free_port()
     router = start_pipeline(
-        "-m",
-        "tocsin.cli",
-        "router",
-        "serve",
-        "--config",
-        str(config),
-        "-b",
-        bootstrap,
-        "--listen",
-        f"127.0.0.1:{api_port}",
-        "--metrics-port",
-        str(metrics_port),
-        "--alerts-topic",
-        topics["alerts"],
-        "--ledger-topic",
-        topics["ledger"],
-        "--notifications-topic",
-        topics["notifications"],
-        "--responses-topic",
-        topics["responses"],
+        *router_serve_args(config, bootstrap, api_port, topics, "--metrics-port", str(metrics_port))
     )
     wait_for(
         lambda: _get(f"http://127.0.0.1:{metrics_port}/metrics") or not router.alive(), 60, message="metrics"

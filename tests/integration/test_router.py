@@ -24,7 +24,7 @@ from kafka import KafkaProducer
 from pydantic import BaseModel, ConfigDict
 from typer.testing import CliRunner
 
-from tests.conftest import wait_for
+from tests.conftest import router_serve_args, wait_for
 from tocsin.cli import app
 from tocsin.kafka.local_broker import free_port
 from tocsin.router.api import token_digest
@@ -233,26 +233,7 @@ def test_deliver_escalate_acknowledge_ledger_and_restart(
     router_config(config, webhooks.server_address[1], smtp_port, tokens)
     port = free_port()
     api = f"http://127.0.0.1:{port}"
-    args = [
-        "-m",
-        "tocsin.cli",
-        "router",
-        "serve",
-        "--config",
-        str(config),
-        "-b",
-        bootstrap,
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--alerts-topic",
-        topics["alerts"],
-        "--ledger-topic",
-        topics["ledger"],
-        "--notifications-topic",
-        topics["notifications"],
-        "--responses-topic",
-        topics["responses"],
-    ]
+    args = router_serve_args(config, bootstrap, port, topics)
     router = start_pipeline(*args)
     wait_for(lambda: _healthy(api) or not router.alive(), 60, message="router API")
     assert router.alive(), router.log_tail()
