@@ -102,8 +102,12 @@ def test_streaming_options_default_to_prism_in_loopback(monkeypatch, tmp_path):
     opts = streaming_options([]).get_all_options()
     assert opts["runner"] == "PrismRunner" and opts["streaming"] is True
     assert opts["prism_location"] == str(prism) and opts["environment_type"] == "LOOPBACK"
+    assert opts["experiments"] == ["prism_disable_sdf_split"]
+    mine = streaming_options(["--experiments=use_fast_avro"]).get_all_options()["experiments"]
+    assert mine == ["use_fast_avro", "prism_disable_sdf_split"]
     flink = streaming_options(["--runner=FlinkRunner", "--flink_job_server_jar=x.jar"]).get_all_options()
     assert flink["flink_master"] == "[local]" and flink["flink_job_server_jar"] == "x.jar"
+    assert not flink["experiments"]
 
 
 def test_missing_prism_says_how_to_get_it(monkeypatch, tmp_path):

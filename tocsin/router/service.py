@@ -28,6 +28,9 @@ from tocsin.telemetry.metrics import counter, gauge, histogram
 
 GAP_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400, 259200, 604800)
 ALERTS_IN = counter("tocsin_router_alerts_total", "Alert events read by the router", ["status"])
+REPEATED = counter(
+    "tocsin_router_repeated_alerts_total", "Alert events ignored: same or older sequence than one received"
+)
 DELIVERIES = counter(
     "tocsin_router_deliveries_total", "Notification attempts", ["receiver", "channel", "outcome"]
 )
@@ -129,6 +132,20 @@ class Router:
         return count
 
     def receive(self, alert: dict, partition: int, offset: int) -> None:
+        held = self.state.alerts.get(alert["id"])
+        if held is not None and alert["sequence"] <= held["sequence"]:
+            # Delivered again (a producer retry, a replayed topic): the alert has already moved on to
+            # this state or past it, and must not be reopened or notified twice.
+            REPEATED.inc()
+            self.log.warning(
+                "alert event already received",
+                alert_id=alert["id"],
+                sequence=alert["sequence"],
+                held_sequence=held["sequence"],
+                partition=partition,
+                offset=offset,
+            )
+            return
         ALERTS_IN.labels(alert["status"]).inc()
         self._append(
             "alert.received",

@@ -13,6 +13,7 @@ from pathlib import Path
 from apache_beam.options.pipeline_options import PipelineOptions
 
 BEAM_VERSION = "2.77.0"
+PRISM_NO_SPLITS = "--experiments=prism_disable_sdf_split"
 
 
 def _cache() -> Path:
@@ -56,6 +57,13 @@ def _options(argv: list[str], streaming: bool) -> PipelineOptions:
     runner = next(a.split("=", 1)[1] for a in argv if a.startswith("--runner="))
     if runner == "PrismRunner" and not _has(argv, "--prism_location"):
         argv.append(f"--prism_location={prism_location()}")
+    if runner == "PrismRunner" and PRISM_NO_SPLITS not in argv:
+        # Prism 2.77 splits a slow bundle by cutting its element list at the SDK's data index, but a
+        # stateful stage's bundle mixes data and timers: the cut re-queues timers (and data) the SDK
+        # still processes, and frees their keys, so a timer fires twice at once on the same state and
+        # its output is emitted twice (Beam issue #35771). tocsin's sources never accept such a split
+        # anyway (a Kafka restriction only checkpoints), so runner-initiated splits are turned off.
+        argv.append(PRISM_NO_SPLITS)
     if runner == "FlinkRunner":
         if not _has(argv, "--flink_master"):
             argv.append("--flink_master=[local]")
