@@ -231,3 +231,24 @@ def test_state_rebuilt_from_the_ledger_keeps_a_pending_deadline(tmp_path):
     for entry in restarted.writer.entries:
         rebuilt.apply(entry)
     assert rebuilt.escalations["a1"].level == 1
+
+
+def test_an_alert_event_received_again_or_out_of_date_is_ignored(tmp_path):
+    cfg, files = config(tmp_path)
+    clock = Clock()
+    router = router_for(cfg, clock)
+    router.receive(alert("a1"), 0, 0)
+    clock.now = T0 + 10
+    router.tick()
+    router.receive(alert("a1", status="RESOLVED", seq=2), 0, 1)
+    clock.now = T0 + 100  # past group_interval: the resolution is notified
+    router.tick()
+    received = len(router.writer.entries)
+    router.receive(alert("a1"), 0, 2)  # the FIRING event delivered a second time
+    router.receive(alert("a1", status="RESOLVED", seq=2), 0, 3)
+    clock.now = T0 + 10_000
+    router.tick()
+    assert len(router.writer.entries) == received
+    assert router.state.alerts["a1"]["status"] == "RESOLVED"
+    assert [n["status"] for n in lines(files["focal"])] == ["firing", "resolved"]
+    assert lines(files["region"]) == []  # resolved: no escalation was reopened
