@@ -55,6 +55,7 @@ def _set(path: str, value):
         ),
         ("route.group_interval", "0s", "route.group_interval: must be greater than zero"),
         ("route.repeat_interval", "0", "route.repeat_interval: must be greater than zero"),
+        ("retention", "0s", "retention: must be greater than zero"),
         ("route.routes.0.escalation", "nope", "route.routes.0.escalation: undefined escalation 'nope'"),
         (
             "route.group_wait",

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from tocsin.router.config import parse_router_config
-from tocsin.router.ledger import chain, verify
+from tocsin.router.ledger import chain, describe, verify
 from tocsin.router.service import Forbidden, Invalid, Router
 from tocsin.router.state import RouterState
 
@@ -35,7 +35,7 @@ class MemoryLedger:
         return entry
 
 
-def config(tmp_path, repeat=None):
+def config(tmp_path, repeat=None, retention=None):
     files = {name: tmp_path / f"{name}.jsonl" for name in ("focal", "region", "un")}
     escalation = {"steps": [{"receiver": "region", "after": "60s"}, {"receiver": "un", "after": "120s"}]}
     if repeat:
@@ -63,6 +63,8 @@ def config(tmp_path, repeat=None):
         "organisations": [{"name": n, "token_sha256": "0" * 64} for n in files],
         "retry": {"attempts": 2, "backoff": "1s"},
     }
+    if retention:
+        data["retention"] = retention
     return parse_router_config(data), files
 
 
@@ -252,3 +254,37 @@ def test_an_alert_event_received_again_or_out_of_date_is_ignored(tmp_path):
     assert router.state.alerts["a1"]["status"] == "RESOLVED"
     assert [n["status"] for n in lines(files["focal"])] == ["firing", "resolved"]
     assert lines(files["region"]) == []  # resolved: no escalation was reopened
+
+
+def test_a_resolved_alert_is_archived_after_the_retention_and_still_recognised(tmp_path):
+    cfg, _ = config(tmp_path, retention="1d")
+    clock = Clock()
+    router = router_for(cfg, clock)
+    router.receive(alert("a1"), 0, 0)
+    router.receive(alert("a2"), 0, 1)
+    clock.now = T0 + 10
+    router.tick()
+    router.respond("focal", "a1", {"kind": "acknowledged", "responder": "amina"})
+    clock.now = T0 + 20
+    router.receive(alert("a1", status="RESOLVED", seq=2), 0, 2)
+    clock.now = T0 + 20 + 86_399
+    router.tick()  # the resolution is notified; a day since it resolved not yet over
+    assert sorted(router.state.alerts) == ["a1", "a2"]
+    clock.now = T0 + 20 + 86_400
+    router.tick()
+    router.tick()
+    [archived] = [e for e in router.writer.entries if e.kind == "alert.archived"]
+    assert archived.subject_id == "a1" and describe(archived) == "archived: resolved more than 86400 s ago"
+    assert sorted(router.state.alerts) == ["a2"]  # a2 still fires
+    assert [a["id"] for a in router.visible("focal")] == ["a2"]
+    assert "a1" not in router.state.acks and "a1" not in router.state.routed
+    with pytest.raises(Forbidden):
+        router.respond("focal", "a1", {"kind": "comment", "responder": "amina", "description": "late"})
+    entries = len(router.writer.entries)
+    router.receive(alert("a1", status="RESOLVED", seq=2), 0, 3)  # delivered again: still known
+    assert len(router.writer.entries) == entries
+    rebuilt = RouterState()
+    for entry in router.writer.entries:
+        rebuilt.apply(entry)
+    assert sorted(rebuilt.alerts) == ["a2"] and rebuilt.archived == {"a1": 2}
+    assert verify(router.writer.entries) == []

@@ -126,6 +126,9 @@ class _Document(_Strict):
     escalations: dict[str, Escalation] = {}
     inhibit_rules: list[InhibitRule] = []
     retry: Retry = Retry()
+    # How long a resolved alert stays in the router's memory (listed, answerable) once its resolution was
+    # notified; then it is archived: the ledger keeps its whole story, `tocsin ledger show` tells it.
+    retention: str = "90d"
 
 
 # ---------------------------------------------------------------------------------------------- resolved
@@ -168,6 +171,7 @@ class RouterConfig:
     retry_attempts: int
     retry_backoff_s: float
     retry_max_backoff_s: float
+    retention_s: int = 90 * 86_400
 
     def receivers_of(self, organisation: str) -> set[str]:
         return {r.name for r in self.receivers.values() if r.organisation == organisation}
@@ -244,6 +248,7 @@ def parse_router_config(data: Any) -> RouterConfig:
     route = _resolve(doc.route, "route", "root", root_defaults, receivers, escalations, errors)
     backoff = _seconds(doc.retry.backoff, "retry.backoff", errors)
     max_backoff = _seconds(doc.retry.max_backoff, "retry.max_backoff", errors)
+    retention = _seconds(doc.retention, "retention", errors)
     if errors:
         raise RouterConfigError(errors)
     return RouterConfig(
@@ -255,6 +260,7 @@ def parse_router_config(data: Any) -> RouterConfig:
         doc.retry.attempts,
         backoff,
         max_backoff,
+        retention,
     )
 
 

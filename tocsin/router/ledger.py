@@ -121,6 +121,8 @@ def describe(entry: Entry) -> str:
         ]
         text = "; ".join(d for d in details if d)
         return f"{p['kind']}" + (f": {text}" if text else "")
+    if kind == "alert.archived":
+        return f"archived: resolved more than {p['retention_s']} s ago"
     if kind.startswith("silence."):
         return json.dumps(p, sort_keys=True)
     return entry.payload_json

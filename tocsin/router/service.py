@@ -133,7 +133,8 @@ class Router:
 
     def receive(self, alert: dict, partition: int, offset: int) -> None:
         held = self.state.alerts.get(alert["id"])
-        if held is not None and alert["sequence"] <= held["sequence"]:
+        held_sequence = held["sequence"] if held is not None else self.state.archived.get(alert["id"])
+        if held_sequence is not None and alert["sequence"] <= held_sequence:
             # Delivered again (a producer retry, a replayed topic): the alert has already moved on to
             # this state or past it, and must not be reopened or notified twice.
             REPEATED.inc()
@@ -141,7 +142,7 @@ class Router:
                 "alert event already received",
                 alert_id=alert["id"],
                 sequence=alert["sequence"],
-                held_sequence=held["sequence"],
+                held_sequence=held_sequence,
                 partition=partition,
                 offset=offset,
             )
@@ -170,19 +171,23 @@ class Router:
     def tick(self) -> None:
         with self.lock:
             now = self.clock()
+            firing = None  # the inhibition sources, gathered once a tick and only if a group is due
             for group in list(self.state.groups.values()):
                 if due(group, self.routes[group.route_id], now):
-                    self._notify_group(group, now)
+                    if firing is None:
+                        firing = [a for a in self.state.alerts.values() if a["status"] != "RESOLVED"]
+                    self._notify_group(group, now, firing)
             for alert_id, esc in list(self.state.escalations.items()):
                 if esc.done or esc.last_at is None:
                     continue
                 step = next_step(self.config.escalations[esc.policy], esc.level, esc.last_at)
                 if step is not None and now >= step[2]:
                     self._escalate(alert_id, step[0], step[1])
+            for alert_id in self.state.archivable(now - self.config.retention_s):
+                self._append("alert.archived", alert_id, "router", {"retention_s": self.config.retention_s})
             UNACKED.set(len(self.state.unacknowledged()))
 
-    def _notify_group(self, group, now: float) -> None:
-        firing = [a for a in self.state.alerts.values() if a["status"] != "RESOLVED"]
+    def _notify_group(self, group, now: float, firing: list[dict]) -> None:
         send = []
         for alert in group.alerts.values():
             muted_by = self._muted(alert, firing, now)

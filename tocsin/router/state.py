@@ -37,6 +37,8 @@ class RouterState:
     decisions: dict[str, dict] = field(default_factory=dict)
     silences: dict[str, Silence] = field(default_factory=dict)
     muted: set = field(default_factory=set)  # (alert id, sequence, receiver) already recorded as muted
+    resolved_at: dict[str, float] = field(default_factory=dict)  # in the order they resolved
+    archived: dict[str, int] = field(default_factory=dict)  # alert id -> its last sequence
     last: Entry | None = None
 
     def apply(self, entry: Entry) -> None:
@@ -49,8 +51,10 @@ class RouterState:
             if held is None or alert["sequence"] >= held["sequence"]:
                 self.alerts[alert["id"]] = alert
             self.offsets[p["partition"]] = max(self.offsets.get(p["partition"], 0), p["offset"] + 1)
-            if alert["status"] == "RESOLVED" and alert["id"] in self.escalations:
-                self.escalations[alert["id"]].done = True
+            if alert["status"] == "RESOLVED":
+                self.resolved_at.setdefault(alert["id"], at)
+                if alert["id"] in self.escalations:
+                    self.escalations[alert["id"]].done = True
         elif kind == "alert.routed":
             alert = self.alerts[entry.subject_id]
             for r in p["routes"]:
@@ -96,6 +100,8 @@ class RouterState:
                 self.routed.setdefault(alert_id, set()).add(p["referred_to"])
             if alert_id in self.escalations:
                 self.escalations[alert_id].done = True
+        elif kind == "alert.archived":
+            self.archive(entry.subject_id)
         elif kind == "alert.muted":
             self.muted.add((entry.subject_id, p["sequence"], p["receiver"]))
         elif kind == "silence.created":
@@ -110,6 +116,26 @@ class RouterState:
                     old.id, old.matchers, old.author, old.reason, old.starts_at, at
                 )
         self.last = entry
+
+    def archive(self, alert_id: str) -> None:
+        """Forget a resolved alert but its id and last sequence (so a repeat of it is still recognised)."""
+        self.archived[alert_id] = self.alerts.pop(alert_id)["sequence"]
+        for table in (self.routed, self.escalations, self.first_notified, self.acks, self.decisions):
+            table.pop(alert_id, None)
+        self.resolved_at.pop(alert_id, None)
+        self.muted = {m for m in self.muted if m[0] != alert_id}
+
+    def archivable(self, older_than: float) -> list[str]:
+        """Resolved before `older_than`, and its resolution notified to every group it was in."""
+        out, in_groups = [], None
+        for alert_id, at in self.resolved_at.items():
+            if at > older_than:
+                break  # in resolution order: the rest are younger
+            if in_groups is None:
+                in_groups = {a for g in self.groups.values() for a in g.alerts}
+            if alert_id not in in_groups:
+                out.append(alert_id)
+        return out
 
     def unacknowledged(self) -> list[str]:
         """Firing alerts that were notified and nobody has answered."""
