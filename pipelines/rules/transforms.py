@@ -82,6 +82,14 @@ class AlertLifecycle(beam.DoFn):
         due=beam.DoFn.TimerParam(DUE),
     ):
         key, signal = element
+        if signal is None:  # a restored firing alert: decide its next windows even if no signal comes
+            if track_state.read() is None and pending_max.read() is None:
+                track = self._track(key, track_state)
+                track_state.write(track)
+                due_at = absent_due(track, self.ruleset.by_id(track.rule_id))
+                if due_at is not None:
+                    due.set(_at(due_at))
+            return
         EVALUATIONS.labels(key.split("|", 1)[0]).inc()
         if signal.get("pane") == "EARLY":
             track = self._track(key, track_state)
@@ -154,11 +162,19 @@ class Alerts(beam.PTransform):
         self.restored = restored
 
     def expand(self, signals):
-        return (
-            signals
-            | "KeyByRule" >> beam.ParDo(KeyByRule(self.ruleset))
-            | "Lifecycle" >> beam.ParDo(AlertLifecycle(self.ruleset, self.restored))
+        keyed = signals | "KeyByRule" >> beam.ParDo(KeyByRule(self.ruleset))
+        # A restored firing alert whose place sends no signal any more must still resolve: one wake-up
+        # element per such key starts its timer (a signal that comes first does the same).
+        rules = {r.id for r in self.ruleset.rules}
+        firing = sorted(
+            key
+            for key, alert in (self.restored or {}).items()
+            if alert["status"] != "RESOLVED" and key.split("|", 1)[0] in rules
         )
+        if firing:
+            wake = signals.pipeline | "RestoredFiring" >> beam.Create([(key, None) for key in firing])
+            keyed = (keyed, wake) | "WithRestored" >> beam.Flatten()
+        return keyed | "Lifecycle" >> beam.ParDo(AlertLifecycle(self.ruleset, self.restored))
 
 
 def latest_alerts(alerts) -> dict[str, dict]:

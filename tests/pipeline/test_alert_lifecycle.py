@@ -125,6 +125,19 @@ def test_after_a_restart_the_restored_alerts_are_not_emitted_again():
     run(stream.advance_watermark_to(T0 + 3 * H), [("RESOLVED", "WARNING", 4, 3)], restored)
 
 
+def test_a_restored_firing_alert_resolves_even_if_its_place_sends_no_signal_after_the_restart():
+    track = Track("fights", "SDN")
+    emitted = [
+        a
+        for s in (signal(1, 6), signal(2, 12))
+        for a in observe(track, RULESET.rules[0], RULESET.risk_factors, s)
+    ]
+    restored = {track_key("fights", "SDN"): emitted[-1]}  # WARNING, window 2
+    quiet = {**signal(3, 1), "country": "ETH", "id": "rf1.armed_conflict:ETH:3"}  # another place only
+    stream = TestStream().add_elements([stamped(quiet)]).advance_watermark_to(T0 + 6 * H)
+    run(stream, [("RESOLVED", "WARNING", 3, 3)], restored)
+
+
 def test_a_late_pane_revising_a_signal_updates_the_alert():
     stream = (
         TestStream()
