@@ -245,16 +245,14 @@ CatalogueOpt = Annotated[
 
 
 def _ruleset(file: Path, catalogue: Path | None):
+    from tocsin.cli_errors import exit_with_errors
     from tocsin.pipelines.indicators.catalogue import CatalogueError, load_catalogue
     from tocsin.pipelines.rules.config import RulesError, load_rules
 
     try:
         return load_rules(file, load_catalogue(catalogue))
     except (RulesError, CatalogueError) as error:
-        typer.echo(f"{file}: {len(error.errors)} error(s)", err=True)
-        for line in error.errors:
-            typer.echo(f"  {line}", err=True)
-        raise typer.Exit(1) from None
+        exit_with_errors(file, error.errors)
 
 
 @rules_app.command("check")

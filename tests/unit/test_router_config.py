@@ -156,3 +156,22 @@ def test_routes_test_prints_the_receivers_like_amtool():
     )
     bad = CliRunner().invoke(app, ["routes", "test", "country", "--config", str(EXAMPLE)])
     assert bad.exit_code == 2 and "'country' is not label=value" in bad.stderr
+
+
+def test_a_refused_config_file_lists_its_errors_and_exits_1(tmp_path):
+    from typer.testing import CliRunner
+
+    from tocsin.cli import app
+
+    data = copy.deepcopy(BASE)
+    data["route"]["routes"][1]["receiver"] = "nobody"
+    data["retention"] = "0s"
+    bad = tmp_path / "routes.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, ["routes", "test", "country=SDN", "--config", str(bad)])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{bad}: 2 error(s)",
+        "  route.routes.1.receiver: undefined receiver 'nobody'",
+        "  retention: must be greater than zero",
+    ]

@@ -36,15 +36,13 @@ def _client(bootstrap: str | None) -> dict:
 
 
 def _config(path: Path):
+    from tocsin.cli_errors import exit_with_errors
     from tocsin.router.config import RouterConfigError, load_router_config
 
     try:
         return load_router_config(path)
     except RouterConfigError as error:
-        typer.echo(f"{path}: {len(error.errors)} error(s)", err=True)
-        for line in error.errors:
-            typer.echo(f"  {line}", err=True)
-        raise typer.Exit(1) from None
+        exit_with_errors(path, error.errors)
 
 
 @router_app.command("serve")
