@@ -82,4 +82,4 @@ def test_tail_prints_each_alert_event_with_its_values_and_evidence(bootstrap, ma
     assert lines[0].split() == ["FIRING", "WATCH", "fights:SDN:2023-11-15T00:00Z", "(seq", "1)"]
     assert "    rf1.armed_conflict count: 4 >= 3" in lines
     assert "    evidence gdelt2:949480102:  https://example.org/a" in lines
-    assert result.stderr.strip() == "1 alert events"
+    assert "1 alert events" in result.stderr.splitlines()  # with any kafka-python log lines
