@@ -20,7 +20,7 @@ import apache_beam as beam
 from apache_beam.transforms import trigger as tr
 from apache_beam.transforms import window
 
-from tocsin.pipelines.indicators.aggregate import SOURCE_TYPE_WEIGHTS, SignalCombineFn, hit
+from tocsin.pipelines.indicators.aggregate import SOURCE_TYPE_WEIGHTS, SignalCombineFn, hit, wire
 from tocsin.pipelines.indicators.catalogue import Catalogue
 from tocsin.pipelines.indicators.classify import classify
 from tocsin.pipelines.windowspec import WindowSpec, parse_duration, parse_duration_or_zero  # noqa: F401 (re-exported)
@@ -65,14 +65,16 @@ class _Classify(beam.DoFn):
         region = observation.get("admin1") if self.by_region else None
         for match in classify(self.catalogue, observation):
             HITS.labels(match.indicator_id).inc()
-            h = hit(observation, match.weight, self.source_weights)
-            yield PlaceKey(match.indicator_id, country, None), h
+            h = wire(hit(observation, match.weight, self.source_weights))
+            # Keys as plain tuples too (see `wire`); _FormatSignal names them again.
+            yield (match.indicator_id, country, None), h
             if region:
-                yield PlaceKey(match.indicator_id, country, region), h
+                yield (match.indicator_id, country, region), h
 
 
 class Classify(beam.PTransform):
-    """Observation -> (PlaceKey, Hit) per matching indicator, for the country and for its region."""
+    """Observation -> (PlaceKey, Hit) per matching indicator, for the country and for its region; both
+    as plain tuples (`aggregate.wire`)."""
 
     def __init__(
         self,
@@ -104,6 +106,7 @@ class _FormatSignal(beam.DoFn):
 
     def process(self, element, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
         key, summary = element
+        key = PlaceKey(*key)
         start_ms, end_ms = win.start.micros // 1000, win.end.micros // 1000
         if self.emit_after_ms is not None and end_ms <= self.emit_after_ms:
             SUPPRESSED.inc()  # complete and durable before the restart; recounting it now would undercount

@@ -74,6 +74,42 @@ def test_a_hit_weighs_the_indicator_by_the_source_type():
     assert hit({**obs, "source_type": "CONFLICT_DATA"}, 0.5).weight == 0.5
 
 
+def test_hits_and_keys_leave_classify_as_plain_tuples_and_aggregate_the_same():
+    # Beam's fast coder encodes plain tuples natively and pickles NamedTuples, at every window.
+    from apache_beam.coders import FastPrimitivesCoder
+
+    from tocsin.pipelines.indicators import load_catalogue
+    from tocsin.pipelines.indicators.normalise import from_incident
+    from tocsin.pipelines.indicators.transforms import _Classify
+
+    observation = from_incident(
+        {
+            "id": "gdelt2:1",
+            "source": "gdelt2",
+            "source_type": "EVENT_DATA",
+            "event_time": 1_605_225_600_000,
+            "country": "ETH",
+            "admin1": "Tigray",
+            "url": "https://news.example.org/story/1",
+            "event_codes": ["cameo:190", "cameo-base:190", "cameo-root:19"],
+            "goldstein": -10.0,
+        }
+    )
+    out = list(_Classify(load_catalogue(), SOURCE_TYPE_WEIGHTS, by_region=True).process(observation))
+    assert [key for key, _ in out] == [
+        ("rf1.armed_conflict", "ETH", None),
+        ("rf1.armed_conflict", "ETH", "Tigray"),
+    ]
+    coder = FastPrimitivesCoder()
+    for key, wired in out:
+        assert type(key) is tuple and type(wired) is tuple and type(wired[4]) is tuple
+        assert coder.decode(coder.encode((key, wired))) == (key, wired)
+    acc = add({}, out[0][1])
+    assert coder.decode(coder.encode(acc)) == acc
+    [evidence] = summarise(acc).evidence
+    assert evidence == Evidence(*out[0][1][4]) and evidence.source_id == "gdelt2:1"
+
+
 @pytest.mark.parametrize(
     ("text", "spec", "label"),
     [
