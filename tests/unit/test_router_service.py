@@ -71,8 +71,7 @@ def config(tmp_path, repeat=None, retention=None):
 def router_for(cfg, clock, entries=None):
     router = Router(cfg, client={}, topics={}, clock=clock, sleep=lambda s: None)
     router.writer = MemoryLedger(entries)
-    for entry in router.writer.entries:
-        router.state.apply(entry)
+    router.state = RouterState.rebuilt(router.writer.entries)
     router.published = []
     router.publish = lambda topic, key, value: router.published.append(topic)
     return router
@@ -229,9 +228,7 @@ def test_state_rebuilt_from_the_ledger_keeps_a_pending_deadline(tmp_path):
     restarted.tick()
     restarted.tick()
     assert len(lines(files["region"])) == 1  # escalated once, by the restarted router
-    rebuilt = RouterState()
-    for entry in restarted.writer.entries:
-        rebuilt.apply(entry)
+    rebuilt = RouterState.rebuilt(restarted.writer.entries)
     assert rebuilt.escalations["a1"].level == 1
 
 
@@ -283,8 +280,6 @@ def test_a_resolved_alert_is_archived_after_the_retention_and_still_recognised(t
     entries = len(router.writer.entries)
     router.receive(alert("a1", status="RESOLVED", seq=2), 0, 3)  # delivered again: still known
     assert len(router.writer.entries) == entries
-    rebuilt = RouterState()
-    for entry in router.writer.entries:
-        rebuilt.apply(entry)
+    rebuilt = RouterState.rebuilt(router.writer.entries)
     assert sorted(rebuilt.alerts) == ["a2"] and rebuilt.archived == {"a1": 2}
     assert verify(router.writer.entries) == []

@@ -84,8 +84,7 @@ class Router:
         if problems:
             # Refuse to extend a broken chain: an operator must look first.
             raise RuntimeError("the ledger does not verify: " + "; ".join(problems[:3]))
-        for entry in entries:
-            self.state.apply(entry)
+        self.state = RouterState.rebuilt(entries)
         self.writer = LedgerWriter(self.client, self.topics["ledger"], self.state.last)
         self.producer = KafkaProducer(acks="all", **self.client)
         self.publish = lambda topic, key, value: self.producer.send(self.topics[topic], key=key, value=value)

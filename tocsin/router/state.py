@@ -41,6 +41,14 @@ class RouterState:
     archived: dict[str, int] = field(default_factory=dict)  # alert id -> its last sequence
     last: Entry | None = None
 
+    @classmethod
+    def rebuilt(cls, entries) -> RouterState:
+        """The state the ledger's entries describe, applied in order."""
+        state = cls()
+        for entry in entries:
+            state.apply(entry)
+        return state
+
     def apply(self, entry: Entry) -> None:
         at = entry.at / 1000
         p = entry.payload
