@@ -201,40 +201,39 @@ def kafka_status() -> None:
         raise typer.Exit(1)
 
 
-@pipeline_app.command(
-    "window-count",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False,
-)
-def pipeline_window_count(ctx: typer.Context) -> None:
-    """Count records per key in event-time windows (the reference streaming job); --help for options."""
-    from tocsin.pipelines.window_count import run
-
-    run(list(ctx.args))
-
-
-@pipeline_app.command(
-    "indicators",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False,
-)
-def pipeline_indicators(ctx: typer.Context) -> None:
-    """Raw incidents and news -> observations -> windowed indicator signals; --help for options."""
-    from tocsin.pipelines.indicators.job import run
-
-    run(list(ctx.args))
+# Each Beam job parses its own arguments (pipeline options included), so typer passes them through.
+PIPELINE_JOBS = {
+    "window-count": (
+        "tocsin.pipelines.window_count",
+        "Count records per key in event-time windows (the reference streaming job); --help for options.",
+    ),
+    "indicators": (
+        "tocsin.pipelines.indicators.job",
+        "Raw incidents and news -> observations -> windowed indicator signals; --help for options.",
+    ),
+    "alerts": (
+        "tocsin.pipelines.rules.job",
+        "Indicator signals -> threshold rules -> alert events; --help for options.",
+    ),
+}
 
 
-@pipeline_app.command(
-    "alerts",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False,
-)
-def pipeline_alerts(ctx: typer.Context) -> None:
-    """Indicator signals -> threshold rules -> alert events; --help for options."""
-    from tocsin.pipelines.rules.job import run
+def _pipeline_command(name: str, module: str, summary: str) -> None:
+    def command(ctx: typer.Context) -> None:
+        import importlib
 
-    run(list(ctx.args))
+        importlib.import_module(module).run(list(ctx.args))
+
+    pipeline_app.command(
+        name,
+        help=summary,
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        add_help_option=False,
+    )(command)
+
+
+for _name, (_module, _summary) in PIPELINE_JOBS.items():
+    _pipeline_command(_name, _module, _summary)
 
 
 # -- rules and alerts --------------------------------------------------------------------------------
