@@ -5,7 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+class ConfigErrors(ValueError):
+    """Every problem of a config file, each as '<dotted path>: <message>'; subclasses name the file kind."""
+
+    kind = "config"
+
+    def __init__(self, errors: list[str]):
+        self.errors = list(errors)
+        super().__init__(f"invalid {self.kind}:\n" + "\n".join(f"  {e}" for e in self.errors))
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors; a parsed config is immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 def error_messages(error: ValidationError, prefix: tuple = ()) -> list[str]:

@@ -35,7 +35,7 @@ from pydantic import (
     model_validator,
 )
 
-from tocsin.validation import error_messages, str_keys
+from tocsin.validation import ConfigErrors, StrictModel, error_messages, str_keys
 
 EXTERNAL_DIR_ENV = "TOCSIN_EXTERNAL_LEXICONS"
 RISK_FACTORS = range(1, 15)
@@ -49,12 +49,8 @@ LANGUAGE = re.compile(r"^[a-z]{2}$")
 TERM_WORD = re.compile(r"^[^\s*]+\*?$")
 
 
-class CatalogueError(ValueError):
-    """Every problem of a catalogue, each as '<dotted path>: <message>'."""
-
-    def __init__(self, errors: list[str]):
-        self.errors = list(errors)
-        super().__init__("invalid indicator catalogue:\n" + "\n".join(f"  {e}" for e in self.errors))
+class CatalogueError(ConfigErrors):
+    kind = "indicator catalogue"
 
 
 # ---------------------------------------------------------------------------------------------- field types
@@ -149,11 +145,7 @@ Text = Annotated[str, Field(min_length=1)]
 # ---------------------------------------------------------------------------------------------- models
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CameoRule(_Strict):
+class CameoRule(StrictModel):
     """CAMEO codes, each with its codebook description (used in match reasons)."""
 
     event: dict[EventCode, Label] = {}
@@ -167,7 +159,7 @@ class CameoRule(_Strict):
         return self
 
 
-class Keywords(_Strict):
+class Keywords(StrictModel):
     """Keyword sources for one language: bundled lexicons, external lexicons, regular expressions."""
 
     lexicons: list[LexiconName] = []
@@ -181,7 +173,7 @@ class Keywords(_Strict):
         return self
 
 
-class MatchRules(_Strict):
+class MatchRules(StrictModel):
     cameo: CameoRule | None = None
     goldstein_max: float | None = Field(default=None, ge=-10, le=10)
     ucdp_violence_types: list[ViolenceType] = []
@@ -199,7 +191,7 @@ class MatchRules(_Strict):
         return self
 
 
-class Indicator(_Strict):
+class Indicator(StrictModel):
     id: IndicatorId
     title: Text
     risk_factors: list[RiskFactor] = Field(min_length=1)
@@ -231,7 +223,7 @@ class Indicator(_Strict):
         return self
 
 
-class ExternalLexicon(_Strict):
+class ExternalLexicon(StrictModel):
     """A lexicon the project may not bundle, read from the external directory given at load time."""
 
     description: Text
@@ -250,7 +242,7 @@ class ExternalLexicon(_Strict):
         return self
 
 
-class _Document(_Strict):
+class _Document(StrictModel):
     version: Literal[1]
     lexicon_dir: Text = "lexicons"
     external_lexicons: dict[ExternalName, ExternalLexicon] = {}
@@ -266,7 +258,7 @@ class Term(BaseModel):
     origin: str | None = None
 
 
-class Catalogue(_Strict):
+class Catalogue(StrictModel):
     version: Literal[1]
     indicators: list[Indicator]
     external_lexicons: dict[str, ExternalLexicon] = {}

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tocsin.pipelines.indicators.catalogue import Catalogue
 from tocsin.pipelines.windowspec import WindowSpec
-from tocsin.validation import error_messages, str_keys
+from tocsin.validation import ConfigErrors, StrictModel, error_messages, str_keys
 
 SEVERITIES = ("watch", "warning", "critical")
 FIELDS = ("count", "weighted_count", "fatalities", "distinct_sources")
@@ -48,24 +48,16 @@ ONLY_FOR = {
 }
 
 
-class RulesError(ValueError):
-    """Every problem of a rules file, each as '<dotted path>: <message>'."""
-
-    def __init__(self, errors: list[str]):
-        self.errors = list(errors)
-        super().__init__("invalid rules:\n" + "\n".join(f"  {e}" for e in self.errors))
+class RulesError(ConfigErrors):
+    kind = "rules"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class Weight(_Strict):
+class Weight(StrictModel):
     weight: float = Field(gt=0)
     saturation: float = Field(gt=0, description="Value at which the indicator counts in full")
 
 
-class Rule(_Strict):
+class Rule(StrictModel):
     id: str
     description: str = Field(min_length=1)
     kind: Literal["threshold", "rate_of_change", "anomaly", "risk_score"]
@@ -193,7 +185,7 @@ class Rule(_Strict):
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-class _Document(_Strict):
+class _Document(StrictModel):
     version: int = Field(ge=1)
     rules: list[dict]
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from tocsin.pipelines.windowspec import parse_duration
 from tocsin.router.matchers import Matcher, MatcherError, parse_matcher
-from tocsin.validation import error_messages
+from tocsin.validation import ConfigErrors, StrictModel, error_messages
 
 DEFAULTS = {
     "group_by": ["alertname", "country"],
@@ -29,17 +29,11 @@ DEFAULTS = {
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class RouterConfigError(ValueError):
-    def __init__(self, errors: list[str]):
-        self.errors = list(errors)
-        super().__init__("invalid router config:\n" + "\n".join(f"  {e}" for e in self.errors))
+class RouterConfigError(ConfigErrors):
+    kind = "router config"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class RouteSpec(_Strict):
+class RouteSpec(StrictModel):
     receiver: str | None = None
     matchers: list[str] = []
     continue_: bool = Field(False, alias="continue")
@@ -51,14 +45,14 @@ class RouteSpec(_Strict):
     routes: list[RouteSpec] = []
 
 
-class Webhook(_Strict):
+class Webhook(StrictModel):
     url: str = Field(pattern=r"^https?://")
     format: Literal["alertmanager", "cloudevents"] = "alertmanager"
     timeout: str = "10s"
     headers: dict[str, str] = {}
 
 
-class Email(_Strict):
+class Email(StrictModel):
     to: list[str] = Field(min_length=1)
     sender: str = Field(alias="from")
     smtp_host: str
@@ -69,11 +63,11 @@ class Email(_Strict):
     timeout: str = "10s"
 
 
-class FileChannel(_Strict):
+class FileChannel(StrictModel):
     path: str  # "-" for standard output
 
 
-class Channel(_Strict):
+class Channel(StrictModel):
     webhook: Webhook | None = None
     email: Email | None = None
     file: FileChannel | None = None
@@ -83,42 +77,42 @@ class Channel(_Strict):
         return next(k for k in ("webhook", "email", "file") if getattr(self, k) is not None)
 
 
-class Receiver(_Strict):
+class Receiver(StrictModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     organisation: str
     description: str = ""
     channels: list[Channel] = Field(min_length=1)
 
 
-class Organisation(_Strict):
+class Organisation(StrictModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     token_sha256: str
     admin: bool = False  # may create and expire silences
 
 
-class EscalationStep(_Strict):
+class EscalationStep(StrictModel):
     receiver: str
     after: str
 
 
-class Escalation(_Strict):
+class Escalation(StrictModel):
     steps: list[EscalationStep] = Field(min_length=1)
     repeat: str | None = None  # re-notify the last step's receiver this often until acknowledged
 
 
-class InhibitRule(_Strict):
+class InhibitRule(StrictModel):
     source_matchers: list[str] = Field(min_length=1)
     target_matchers: list[str] = Field(min_length=1)
     equal: list[str] = []
 
 
-class Retry(_Strict):
+class Retry(StrictModel):
     attempts: int = Field(5, ge=1)
     backoff: str = "1s"
     max_backoff: str = "60s"
 
 
-class _Document(_Strict):
+class _Document(StrictModel):
     version: int = Field(ge=1)
     route: RouteSpec
     receivers: list[Receiver] = Field(min_length=1)
