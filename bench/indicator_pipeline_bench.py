@@ -21,8 +21,6 @@ import argparse
 import json
 import os
 import platform
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +34,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kafka_pipeline_bench import _merge, peak_rss_mb, start_broker  # noqa: E402
+from kafka_pipeline_bench import PipelineProcess, start_broker  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
@@ -87,11 +85,8 @@ def run_pipeline(bootstrap: str, topics: dict, events: int, extra: list[str]) ->
     from tocsin.kafka.local_broker import free_port
 
     port = free_port()
-    log = open(OUT / "indicator_pipeline.log", "w")
-    proc = subprocess.Popen(
+    pipeline = PipelineProcess(
         [
-            sys.executable,
-            "-m",
             "tocsin.pipelines.indicators.job",
             "--input-topic",
             topics["raw"],
@@ -116,43 +111,34 @@ def run_pipeline(bootstrap: str, topics: dict, events: int, extra: list[str]) ->
             "--close-when-idle",
             *extra,
         ],  # fmt: skip
-        cwd=ROOT,
-        start_new_session=True,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        OUT / "indicator_pipeline.log",
     )
     first_read = classified_at = last_signal_at = None
     signals = 0.0
-    rss: dict[str, float] = {}
     deadline = time.monotonic() + 1800
-    try:
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("pipeline", total=events)
-            while time.monotonic() < deadline and proc.poll() is None:
-                time.sleep(0.5)
-                now = time.perf_counter()
-                consumed = metric(port, "tocsin_kafka_records_consumed_total")
-                # Each record is classified, or too late (a dead letter) with the stragglers GDELT
-                # dates months back.
-                classified = metric(port, "tocsin_observations_total") + metric(
-                    port, "tocsin_source_late_records_total"
-                )
-                if first_read is None and consumed > 0:
-                    first_read = now
-                if classified_at is None and classified >= events:
-                    classified_at = now
-                current = metric(port, "tocsin_signals_total")
-                if current > signals:
-                    signals, last_signal_at = current, now
-                progress.update(task, completed=min(classified, events))
-                rss = _merge(rss, peak_rss_mb(proc.pid))
-                # Done once everything is classified and no pane has come for 15 s.
-                if classified_at is not None and last_signal_at is not None and now - last_signal_at > 15:
-                    break
-    finally:
-        rss = _merge(rss, peak_rss_mb(proc.pid))
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    with pipeline, Progress(console=console, transient=True) as progress:
+        task = progress.add_task("pipeline", total=events)
+        while time.monotonic() < deadline and pipeline.running():
+            time.sleep(0.5)
+            now = time.perf_counter()
+            consumed = metric(port, "tocsin_kafka_records_consumed_total")
+            # Each record is classified, or too late (a dead letter) with the stragglers GDELT
+            # dates months back.
+            classified = metric(port, "tocsin_observations_total") + metric(
+                port, "tocsin_source_late_records_total"
+            )
+            if first_read is None and consumed > 0:
+                first_read = now
+            if classified_at is None and classified >= events:
+                classified_at = now
+            current = metric(port, "tocsin_signals_total")
+            if current > signals:
+                signals, last_signal_at = current, now
+            progress.update(task, completed=min(classified, events))
+            pipeline.sample()
+            # Done once everything is classified and no pane has come for 15 s.
+            if classified_at is not None and last_signal_at is not None and now - last_signal_at > 15:
+                break
     if classified_at is None or first_read is None:
         raise SystemExit(f"pipeline did not finish; see {OUT / 'indicator_pipeline.log'}")
     return {
@@ -160,8 +146,7 @@ def run_pipeline(bootstrap: str, topics: dict, events: int, extra: list[str]) ->
         "to_last_signal_events_per_s": events / (last_signal_at - first_read),
         "seconds_to_last_signal": last_signal_at - first_read,
         "signal_panes": int(signals),
-        "peak_rss_mb": sum(rss.values()),
-        "peak_rss_mb_by_process": {k: round(v) for k, v in rss.items()},
+        **pipeline.peaks(),
     }
 
 

@@ -136,15 +136,49 @@ def _merge(a: dict, b: dict) -> dict:
     return {k: max(a.get(k, 0), b.get(k, 0)) for k in a.keys() | b.keys()}
 
 
+class PipelineProcess:
+    """`python -m ARGS` in its own process group, output to `log`: `sample()` records the group's peak
+    RSS while it runs; leaving the `with` block samples once more and kills the group (Prism with it)."""
+
+    def __init__(self, args: list[str], log: Path):
+        self.log = open(log, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", *args],
+            cwd=ROOT,
+            start_new_session=True,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.rss: dict[str, float] = {}
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def sample(self) -> None:
+        self.rss = _merge(self.rss, peak_rss_mb(self.proc.pid))
+
+    def peaks(self) -> dict:
+        return {
+            "peak_rss_mb": sum(self.rss.values()),
+            "peak_rss_mb_by_process": {k: round(v) for k, v in self.rss.items()},
+        }
+
+    def __enter__(self) -> PipelineProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.sample()
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.log.close()
+
+
 def run_pipeline(bootstrap: str, topic: str, out_topic: str, expected: dict[str, int], events: int) -> dict:
     from tocsin.kafka.local_broker import free_port
 
     port = free_port()
-    log = open(OUT / "pipeline.log", "w")
-    proc = subprocess.Popen(
+    pipeline = PipelineProcess(
         [
-            sys.executable,
-            "-m",
             "tocsin.pipelines.window_count",
             "--input-topic",
             topic,
@@ -165,10 +199,7 @@ def run_pipeline(bootstrap: str, topic: str, out_topic: str, expected: dict[str,
             "--dead-letter-topic",
             "bench.dlq.v1",
         ],
-        cwd=ROOT,
-        start_new_session=True,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        OUT / "pipeline.log",
     )
     reader = KafkaConsumer(
         out_topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=200
@@ -176,12 +207,11 @@ def run_pipeline(bootstrap: str, topic: str, out_topic: str, expected: dict[str,
     latest: dict[str, int] = {}
     first_read = None
     done_at = None
-    rss: dict[str, float] = {}
     deadline = time.monotonic() + 900
     try:
-        with Progress(console=console, transient=True) as progress:
+        with pipeline, Progress(console=console, transient=True) as progress:
             task = progress.add_task("pipeline", total=events)
-            while time.monotonic() < deadline and proc.poll() is None:
+            while time.monotonic() < deadline and pipeline.running():
                 n = consumed(port)
                 if first_read is None and n > 0:
                     first_read = time.perf_counter()
@@ -189,14 +219,11 @@ def run_pipeline(bootstrap: str, topic: str, out_topic: str, expected: dict[str,
                 for message in reader:
                     value = json.loads(message.value)
                     latest[message.key.decode()] = value["count"]
-                rss = _merge(rss, peak_rss_mb(proc.pid))
+                pipeline.sample()
                 if all(latest.get(k) == v for k, v in expected.items()):
                     done_at = time.perf_counter()
                     break
     finally:
-        rss = _merge(rss, peak_rss_mb(proc.pid))
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
         reader.close()
     if done_at is None or first_read is None:
         raise SystemExit(f"pipeline did not finish; see {OUT / 'pipeline.log'}")
@@ -204,8 +231,7 @@ def run_pipeline(bootstrap: str, topic: str, out_topic: str, expected: dict[str,
         "events_per_s": events / (done_at - first_read),
         "seconds": done_at - first_read,
         "windows": len(expected),
-        "peak_rss_mb": sum(rss.values()),
-        "peak_rss_mb_by_process": {k: round(v) for k, v in rss.items()},
+        **pipeline.peaks(),
     }
 
 
