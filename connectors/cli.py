@@ -44,6 +44,21 @@ def _summary(name: str, counts: dict) -> None:
     )
 
 
+def _file_error(exc: Exception) -> None:
+    """A file the connector refuses as a whole: its one-line reason on stderr, exit status 1."""
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(1) from None
+
+
+def _country(value: str | None) -> str | None:
+    from tocsin.connectors.reliefweb_csv import country_code
+
+    try:
+        return country_code(value) if value else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 @app.command("ucdp")
 def connect_ucdp(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="UCDP GED CSV file")],
@@ -56,18 +71,62 @@ def connect_ucdp(
     state_topic: StateTopic = "tocsin.connector.state.v1",
 ) -> None:
     """Replay a UCDP GED CSV file (resumes where a previous run of the same file stopped)."""
+    from tocsin.connectors.base import BadFile
     from tocsin.connectors.ingest import ingest_ucdp
 
     _serve(metrics_port)
-    counts = ingest_ucdp(
-        file,
-        _client(bootstrap),
-        topic=topic,
-        dead_letter_topic=dead_letter_topic,
-        state_topic=state_topic,
-        speed=speed,
-        batch_size=batch_size,
-    )
+    try:
+        counts = ingest_ucdp(
+            file,
+            _client(bootstrap),
+            topic=topic,
+            dead_letter_topic=dead_letter_topic,
+            state_topic=state_topic,
+            speed=speed,
+            batch_size=batch_size,
+        )
+    except BadFile as exc:
+        _file_error(exc)
+    _summary(file.name, counts)
+
+
+@app.command("reliefweb-csv")
+def connect_reliefweb_csv(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="ReliefWeb report listing (CSV) file")
+    ],
+    country: Annotated[
+        str | None,
+        typer.Option(
+            callback=_country, help="ISO alpha-3 country of the listing, for rows that name no country"
+        ),
+    ] = None,
+    bootstrap: Bootstrap = None,
+    topic: Topic = "tocsin.news.raw.v1",
+    dead_letter_topic: DeadLetterTopic = "tocsin.deadletter.v1",
+    speed: Speed = None,
+    batch_size: BatchSize = 500,
+    metrics_port: MetricsPort = None,
+    state_topic: StateTopic = "tocsin.connector.state.v1",
+) -> None:
+    """Replay a ReliefWeb report listing, oldest report first (resumes where a previous run stopped)."""
+    from tocsin.connectors.base import BadFile
+    from tocsin.connectors.ingest import ingest_reliefweb_csv
+
+    _serve(metrics_port)
+    try:
+        counts = ingest_reliefweb_csv(
+            file,
+            _client(bootstrap),
+            country=country,
+            topic=topic,
+            dead_letter_topic=dead_letter_topic,
+            state_topic=state_topic,
+            speed=speed,
+            batch_size=batch_size,
+        )
+    except BadFile as exc:
+        _file_error(exc)
     _summary(file.name, counts)
 
 

@@ -1,31 +1,93 @@
-"""Run the file connectors (UCDP GED, GDELT 2.0) end to end: sink, cursor, replay. Used by CLI and demo."""
+"""Run the file connectors (UCDP GED, ReliefWeb listings, GDELT 2.0) end to end: sink, cursor, replay.
+Used by the CLI and the demo."""
 
 from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import structlog
 
-from tocsin.connectors import gdelt, ucdp
-from tocsin.connectors.base import BYTES, DEAD_LETTER_TOPIC, POLL_ERRORS, STATE_TOPIC, ConnectorSink
+from tocsin.connectors import gdelt, reliefweb_csv, ucdp
+from tocsin.connectors.base import (
+    BYTES,
+    DEAD_LETTER_TOPIC,
+    POLL_ERRORS,
+    STATE_TOPIC,
+    ConnectorSink,
+    Reject,
+    unreadable,
+)
 from tocsin.connectors.replay import replay
+from tocsin.connectors.rss import NEWS_TOPIC
 
 INCIDENTS_TOPIC = "tocsin.incidents.raw.v1"
 log = structlog.get_logger("tocsin.connectors.ingest")
 
 
-def _sink(client, connector, instance, topic, dead_letter_topic, state_topic) -> ConnectorSink:
+def _sink(
+    client, connector, instance, topic, dead_letter_topic, state_topic, schema_name="IncidentReport"
+) -> ConnectorSink:
     return ConnectorSink(
         client,
         connector,
         instance,
         topic,
-        "IncidentReport",
+        schema_name,
         dead_letter_topic=dead_letter_topic,
         state_topic=state_topic,
     )
+
+
+def _count_rows(file: Path) -> int:
+    """Data lines of a CSV file. Read in full before anything else, so a file that cannot be read, decoded
+    or split fails as a whole (BadFile) before Kafka is touched, not after some batches."""
+    try:
+        with file.open(newline="", encoding="utf-8") as text:
+            return max(sum(1 for _ in csv.reader(text)) - 1, 0)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise unreadable(file, exc) from None
+
+
+def _replay_file(
+    items: Iterable[tuple[int, dict | Reject]],
+    file: Path,
+    connector: str,
+    schema_name: str,
+    total: int,
+    client: dict,
+    *,
+    cursor_key: dict | None = None,
+    topic: str,
+    dead_letter_topic: str,
+    state_topic: str,
+    speed: float | None,
+    batch_size: int,
+    show_progress: bool,
+) -> dict:
+    """Replay one file's items, resuming after the position its instance last committed."""
+    sink = _sink(
+        client, connector, f"{connector}/{file.name}", topic, dead_letter_topic, state_topic, schema_name
+    )
+    try:
+        cursor = sink.load_cursor() or {}
+        counts = replay(
+            items,
+            sink,
+            source=file.name,
+            cursor_key={"file": file.name, **(cursor_key or {})},
+            resume_after=cursor.get("position", 0),
+            batch_size=batch_size,
+            speed=speed,
+            total=total,
+            show_progress=show_progress,
+        )
+        BYTES.labels(connector).inc(file.stat().st_size)
+    finally:
+        sink.close()
+    return counts
 
 
 def ingest_ucdp(
@@ -39,29 +101,66 @@ def ingest_ucdp(
     batch_size: int = 500,
     show_progress: bool = True,
 ) -> dict:
-    """Replay a UCDP GED CSV file, resuming after the last committed line of an earlier run."""
+    """Replay a UCDP GED CSV file, resuming after the last committed line of an earlier run.
+
+    Raises BadFile (MissingColumns for a header without a required column) before connecting to Kafka.
+    """
     file = Path(file)
-    sink = _sink(client, ucdp.SOURCE, f"{ucdp.SOURCE}/{file.name}", topic, dead_letter_topic, state_topic)
-    try:
-        cursor = sink.load_cursor() or {}
-        with file.open(newline="", encoding="utf-8") as text:
-            total = sum(1 for _ in csv.reader(text)) - 1
-        with file.open(newline="", encoding="utf-8") as text:
-            counts = replay(
-                ucdp.parse_csv(text),
-                sink,
-                source=file.name,
-                cursor_key={"file": file.name},
-                resume_after=cursor.get("position", 0),
-                batch_size=batch_size,
-                speed=speed,
-                total=total,
-                show_progress=show_progress,
-            )
-        BYTES.labels(ucdp.SOURCE).inc(file.stat().st_size)
-    finally:
-        sink.close()
-    return counts
+    total = _count_rows(file)
+    with file.open(newline="", encoding="utf-8") as text:
+        items = ucdp.parse_csv(text, file.name)  # checks the header now
+        return _replay_file(
+            items,
+            file,
+            ucdp.SOURCE,
+            "IncidentReport",
+            total,
+            client,
+            topic=topic,
+            dead_letter_topic=dead_letter_topic,
+            state_topic=state_topic,
+            speed=speed,
+            batch_size=batch_size,
+            show_progress=show_progress,
+        )
+
+
+def ingest_reliefweb_csv(
+    file: Path,
+    client: dict,
+    *,
+    country: str | None = None,
+    topic: str = NEWS_TOPIC,
+    dead_letter_topic: str = DEAD_LETTER_TOPIC,
+    state_topic: str = STATE_TOPIC,
+    speed: float | None = None,
+    batch_size: int = 500,
+    show_progress: bool = True,
+) -> dict:
+    """Replay a ReliefWeb report listing (CSV) oldest report first, resuming after the last committed one.
+
+    `country` (ISO alpha-3) is the country of reports whose row names none. Raises BadFile
+    (MissingColumns for a header without a required column) before connecting to Kafka.
+    """
+    file = Path(file)
+    _count_rows(file)
+    with file.open(newline="", encoding="utf-8") as text:
+        items = reliefweb_csv.in_time_order(reliefweb_csv.parse_csv(text, file.name, country))
+    return _replay_file(
+        items,
+        file,
+        reliefweb_csv.CONNECTOR,
+        "NewsItem",
+        len(items),
+        client,
+        cursor_key={"order": "event_time"},  # positions count reports oldest first, not lines
+        topic=topic,
+        dead_letter_topic=dead_letter_topic,
+        state_topic=state_topic,
+        speed=speed,
+        batch_size=batch_size,
+        show_progress=show_progress,
+    )
 
 
 def ingest_gdelt(

@@ -1,7 +1,9 @@
 """UCDP Georeferenced Event Dataset (GED) CSV -> IncidentReport records.
 
 One incident per GED event, keeping the type of violence, deaths (best/low/high, civilians), both sides,
-location and date precision. Layout: GED 23.1 (see the UCDP GED codebook).
+location and date precision. Columns are found by name (any case, any order), so other GED layouts read
+too: 23.1 has 49 columns, older releases fewer (GED Syria of the 19.1 release: 41, without relid, gwnoa
+or where_description). Only the columns the normaliser needs are required, checked once in the header.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import datetime as dt
 import io
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
-from tocsin.connectors.base import Reject, epoch_ms, now_ms
+from tocsin.connectors.base import Reject, check_columns, column_names, csv_rows, epoch_ms, now_ms
 from tocsin.connectors.countries import iso3_from_gw, iso3_from_name
 
 SOURCE = "ucdp-ged"
-REQUIRED = ("id", "type_of_violence", "date_start", "best", "country", "country_id")
+# Each entry: the names one required column may have. The country comes from the Gleditsch-Ward code,
+# else from the name, so either will do.
+REQUIRED = (("id",), ("type_of_violence",), ("date_start",), ("best",), ("country_id", "country"))
 # UCDP date_prec: 1 exact day, 2 within 2-6 days, 3 week, 4 month, 5 year or longer.
 DATE_PRECISION = {"1": "day", "2": "days", "3": "week", "4": "month", "5": "year"}
 URL = re.compile(r"https?://\S+")
@@ -75,10 +80,8 @@ def _date(row: dict, name: str, errors: list[str]) -> int | None:
 
 
 def parse_row(row: dict, ingested_at: int | None = None) -> dict | Reject:
+    """One GED row (keys as column_names gives them) -> IncidentReport, or a Reject with every error."""
     errors: list[str] = []
-    missing = [name for name in REQUIRED if name not in row]
-    if missing:
-        return Reject("parse-error", [f"{name}: column missing" for name in missing], repr(row))
     event_id = _int(row, "id", errors)
     violence = _int(row, "type_of_violence", errors)
     event_time = _date(row, "date_start", errors)
@@ -88,13 +91,15 @@ def parse_row(row: dict, ingested_at: int | None = None) -> dict | Reject:
     civilians = _int(row, "deaths_civilians", errors, required=False)
     lat, lon = _float(row, "latitude", errors), _float(row, "longitude", errors)
     where_prec = _int(row, "where_prec", errors, required=False)
-    country_id = _int(row, "country_id", errors)
+    # A layout with the code must give it in every row; one with only names gives the name.
+    country_id = _int(row, "country_id", errors, required="country_id" in row)
     sources = _int(row, "number_of_sources", errors, required=False)
     if violence is not None and violence not in (1, 2, 3):
         errors.append(f"type_of_violence: {violence} is not 1, 2 or 3")
     if errors:
         return Reject("parse-error", errors, ",".join(str(v) for v in row.values()))
-    country = (iso3_from_gw(country_id) if country_id is not None else None) or iso3_from_name(row["country"])
+    gw_country = iso3_from_gw(country_id) if country_id is not None else None
+    country = gw_country or iso3_from_name(row.get("country") or "")
     side_a_country = _gw_country(row.get("gwnoa"))
     side_b_country = _gw_country(row.get("gwnob"))
     headline = (row.get("source_headline") or "").strip()
@@ -124,8 +129,8 @@ def parse_row(row: dict, ingested_at: int | None = None) -> dict | Reject:
         "actors": [
             a
             for a in (
-                {"name": row.get("side_a", "").strip(), "role": "side_a", "country": side_a_country},
-                {"name": row.get("side_b", "").strip(), "role": "side_b", "country": side_b_country},
+                {"name": (row.get("side_a") or "").strip(), "role": "side_a", "country": side_a_country},
+                {"name": (row.get("side_b") or "").strip(), "role": "side_b", "country": side_b_country},
             )
             if a["name"]
         ],
@@ -145,26 +150,28 @@ def _gw_country(value: str | None) -> str | None:
     return iso3_from_gw(int(first)) if first.isdigit() else None
 
 
-def parse_csv(text: io.TextIOBase) -> Iterator[tuple[int, dict | Reject]]:
-    """(line number, record or Reject) for every data line; line 1 is the header."""
+def parse_csv(text: io.TextIOBase, source: str | None = None) -> Iterator[tuple[int, dict | Reject]]:
+    """(line number, record or Reject) for every data line; line 1 is the header.
+
+    The header is checked here, before any row is read: one without a required column raises
+    MissingColumns naming the file (`source`, else the stream's file name) and every missing column.
+    """
     reader = csv.DictReader(text)
-    for row in reader:
-        line = reader.line_num
-        if None in row:  # more values than header columns
-            yield (
-                line,
-                Reject(
-                    "parse-error",
-                    [
-                        f"line {line}: {len(row) - 1 + len(row[None])} values for "
-                        f"{len(reader.fieldnames)} columns"
-                    ],
-                    repr(row),
-                ),
-            )
-            continue
-        item = parse_row(row)
-        if isinstance(item, Reject):
+    header = reader.fieldnames
+    check_columns(source or _name(text), header, REQUIRED)
+    reader.fieldnames = column_names(header)
+    return _records(reader)
+
+
+def _records(reader: csv.DictReader) -> Iterator[tuple[int, dict | Reject]]:
+    for line, row in csv_rows(reader):
+        item = row if isinstance(row, Reject) else parse_row(row)
+        if isinstance(item, Reject) and item.position is None:
             item.position = line
             item.errors = [f"line {line}: {e}" for e in item.errors]
         yield line, item
+
+
+def _name(text) -> str:
+    name = getattr(text, "name", None)
+    return Path(name).name if isinstance(name, str) else "input"

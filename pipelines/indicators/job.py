@@ -6,9 +6,10 @@ topic with the reason), write every observation to tocsin.observations.v1 and ev
 tocsin.signals.v1 (keyed by signal id: a later pane replaces an earlier one), and commit offsets only once
 the windows they feed are durable.
 
-Batch (`--batch`, for replays and back-tests): the same transforms over files (`--from-file`: UCDP GED
-CSV, GDELT export files or directories of them) or over the raw topics as they are now; signals go to the
-signals topic or, with `--output-file`, to a JSON-lines file.
+Batch (`--batch`, for replays and back-tests): the same transforms over files (`--from-file`: UCDP GED or
+ReliefWeb listing CSV, GDELT export files or directories of them, ReliefWeb API JSON, RSS/Atom; see
+connectors/files.py) or over the raw topics as they are now; signals go to the signals topic or, with
+`--output-file`, to a JSON-lines file.
 """
 
 from __future__ import annotations
@@ -122,18 +123,19 @@ def build_streaming(pipeline, opts: KafkaOptions, client: dict, settings: Settin
 # ---------------------------------------------------------------------------------------------- batch
 
 
-def observations_from_files(paths: list[Path]):
-    """(observations, dead letters) from UCDP GED CSV and GDELT export files (or directories of them)."""
-    import io
-
-    from tocsin.connectors import gdelt, ucdp
+def observations_from_files(paths: list[Path], country: str | None = None):
+    """(observations, dead letters) from every file (or directory of GDELT exports) tocsin has a parser
+    for: UCDP GED and ReliefWeb listing CSV, GDELT exports, ReliefWeb API JSON, RSS/Atom (see
+    connectors/files.py). `country` (ISO alpha-3) is the country of ReliefWeb listing rows that name none.
+    A file of no known format, or one that cannot be read, raises BadFile (UnknownFormat,
+    MissingColumns...); ValueError if `country` is not an ISO alpha-3 code."""
     from tocsin.connectors.base import Reject
+    from tocsin.connectors.files import read_records
     from tocsin.serde.dead_letter import dead_letter
 
     observations, letters = [], []
-
-    def take(items, source: str):
-        for _, item in items:
+    for path in paths:
+        for source, _, schema, item in read_records(path, country):
             if isinstance(item, Reject):
                 letters.append(
                     dead_letter(
@@ -142,7 +144,7 @@ def observations_from_files(paths: list[Path]):
                 )
                 continue
             try:
-                observations.append(normalise("IncidentReport", item))
+                observations.append(normalise(schema, item))
             except NormaliseError as error:
                 letters.append(
                     dead_letter(
@@ -153,16 +155,6 @@ def observations_from_files(paths: list[Path]):
                         source=source,
                     )
                 )
-
-    for path in paths:
-        files = gdelt.export_files(path) if path.is_dir() else [path]
-        for file in files:
-            if ".export.csv" in file.name.lower():
-                take(gdelt.parse_text(gdelt.read_export(file)), f"{file.name}")
-            elif file.suffix.lower() == ".csv":
-                take(ucdp.parse_csv(io.StringIO(file.read_text(encoding="utf-8"))), file.name)
-            else:
-                raise ValueError(f"{file}: not a UCDP GED .csv or GDELT .export.CSV[.zip] file")
     return observations, letters
 
 
@@ -240,7 +232,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--signals-topic", default="tocsin.signals.v1")
     p.add_argument("--batch", action="store_true", help="Batch replay of --from-file or the input topics")
     p.add_argument(
-        "--from-file", action="append", type=Path, default=[], help="Batch: UCDP/GDELT file or dir"
+        "--from-file",
+        action="append",
+        type=Path,
+        default=[],
+        help="Batch: UCDP or ReliefWeb listing CSV, GDELT export file or dir, ReliefWeb JSON, RSS/Atom",
+    )
+    p.add_argument(
+        "--country", default=None, help="Batch: ISO alpha-3 country of ReliefWeb listing rows naming none"
     )
     p.add_argument("--output-file", type=Path, default=None, help="Batch: write signals as JSON lines here")
     return p
@@ -261,6 +260,7 @@ def settings_from(known) -> Settings:
 
 
 def run(argv: list[str] | None = None) -> None:
+    from tocsin.connectors.reliefweb_csv import country_code
     from tocsin.runners import batch_options, streaming_options
     from tocsin.telemetry.logging import get_logger
     from tocsin.telemetry.metrics import serve_metrics
@@ -269,6 +269,7 @@ def run(argv: list[str] | None = None) -> None:
     known, beam_args = parse_job_args(p, argv)
     try:
         settings = settings_from(known)
+        country = country_code(known.country) if known.country else None
     except ValueError as error:
         p.error(str(error))
     log = get_logger(stage="indicators")
@@ -298,7 +299,12 @@ def run(argv: list[str] | None = None) -> None:
             build_streaming(pipeline, opts, client, settings, emit_after)
         return
     if known.from_file:
-        observations, letters = observations_from_files(known.from_file)
+        from tocsin.connectors.base import BadFile
+
+        try:
+            observations, letters = observations_from_files(known.from_file, country)
+        except BadFile as error:  # one line naming the file, as `tocsin connect` reports it
+            p.exit(1, f"error: {error}\n")
     else:
         observations, letters = observations_from_topics(client, settings.input_topics)
     log.info("starting", mode="batch", observations=len(observations), dead_letters=len(letters), **common)

@@ -1,4 +1,5 @@
-"""UCDP GED and GDELT 2.0 files through the real broker: counts, fields, dead letters, resumption."""
+"""UCDP GED, ReliefWeb listing and GDELT 2.0 files through the real broker: counts, fields, dead letters,
+resumption."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import zipfile
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import DATA, ROOT, wait_for
+from tests.conftest import DATA, FIXTURES, ROOT, wait_for
 from tocsin.cli import app
 from tocsin.kafka.read import read_topic
 from tocsin.serde.avro import decode
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.integration
 
 UCDP = DATA / "ucdp_ged" / "ucdpged_23_1_sample1000.csv"
 GDELT = DATA / "gdelt2" / "export_15min"
+LISTING = FIXTURES / "reliefweb" / "South_Sudan_excerpt.csv"
 
 
 def read_all(bootstrap: str, topic: str) -> list[tuple[bytes, dict]]:
@@ -120,6 +122,56 @@ def test_ucdp_rows_that_cannot_be_parsed_go_to_the_dead_letter_topic(bootstrap, 
     ]
     assert all(d["stage"] == "connector.ucdp-ged" and d["source"] == "ucdp_broken.csv" for d in letters)
     assert letters[0]["payload"].decode().startswith(bad_date[0])
+
+
+def test_a_reliefweb_listing_lands_once_oldest_first(bootstrap, make_topic):
+    # One partition, so the topic's order is the replay's order.
+    topics = {"topic": make_topic("news", 1), "dlq": make_topic("dlq"), "state": make_topic("state")}
+    before = produced_metric("reliefweb-csv")
+    out = connect(bootstrap, topics, "reliefweb-csv", str(LISTING), "--country", "SSD", "--batch-size", "10")
+    assert out.strip().endswith("29 produced, 0 dead letters, 0 already done")
+    assert produced_metric("reliefweb-csv") - before == 29
+    records = [r for _, r in read_all(bootstrap, topics["topic"])]
+    assert len(records) == 29 and len({r["id"] for r in records}) == 29
+    times = [r["event_time"] for r in records]
+    assert times == sorted(times) and times[0].isoformat() == "1974-01-01T00:00:00+00:00"
+    newest = records[-1]  # the listing's last row of its newest day (it is newest first)
+    assert (newest["id"], newest["source"], newest["country"]) == ("reliefweb:633030", "reliefweb", "SSD")
+    assert newest["title"] == "ICRC reconnects more 650 people with their families"
+    assert newest["link"] == "http://reliefweb.int/node/633030" and newest["attributes"] == {"row": "108"}
+    cursors = [r for _, r in read_all(bootstrap, topics["state"])]
+    assert len(cursors) == 3  # one per transaction of 10
+    assert cursors[-1]["instance"] == "reliefweb-csv/South_Sudan_excerpt.csv"
+    assert cursors[-1]["cursor_json"] == (
+        '{"file": "South_Sudan_excerpt.csv", "order": "event_time", "position": 29}'
+    )
+    # Running the same file again produces nothing: the cursor says it is done.
+    again = connect(bootstrap, topics, "reliefweb-csv", str(LISTING), "--country", "SSD")
+    assert again.strip().endswith("0 produced, 0 dead letters, 29 already done")
+    assert len(read_all(bootstrap, topics["topic"])) == 29
+
+
+def test_listing_rows_that_cannot_be_parsed_go_to_the_dead_letter_topic(bootstrap, make_topic, tmp_path):
+    topics = {"topic": make_topic("news", 1), "dlq": make_topic("dlq"), "state": make_topic("state")}
+    lines = LISTING.read_text(encoding="utf-8").splitlines(keepends=True)
+    broken = tmp_path / "listing_broken.csv"
+    broken.write_text(
+        lines[0] + lines[1] + lines[2].replace("2014-01-29", "someday") + '"x","","",2014-01-29,""\n',
+        encoding="utf-8",
+    )
+    out = connect(bootstrap, topics, "reliefweb-csv", str(broken))
+    assert out.strip().endswith("1 produced, 2 dead letters, 0 already done")
+    letters = [r for _, r in read_all(bootstrap, topics["dlq"])]
+    assert [(d["reason"], d["errors"], d["offset"]) for d in letters] == [
+        ("parse-error", ["line 3: date.created: 'someday' is not a date"], 3),
+        (
+            "parse-error",
+            ["line 4: data.list.id: required value missing", "line 4: title: required value missing"],
+            4,
+        ),
+    ]
+    assert all(d["stage"] == "connector.reliefweb-csv" for d in letters)
+    assert all(d["source"] == "listing_broken.csv" for d in letters)
 
 
 def test_all_gdelt_export_files_land_with_iso3_countries(bootstrap, topics):

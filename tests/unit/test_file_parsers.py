@@ -5,10 +5,16 @@ from __future__ import annotations
 import csv
 import io
 
-from tests.conftest import DATA
+import pytest
+
+from tests.conftest import DATA, FIXTURES
 from tocsin.connectors import gdelt, ucdp
-from tocsin.connectors.base import Reject
+from tocsin.connectors.base import MissingColumns, Reject
 from tocsin.connectors.replay import Pacer
+from tocsin.serde.avro import default_registry
+from tocsin.serde.validate import validate
+
+GED_SYRIA = FIXTURES / "ucdp" / "ged_syria_19_1_excerpt.csv"
 
 GDELT_LINE = (DATA / "gdelt2" / "export_15min" / "20201113001500.export.CSV").read_text().splitlines()[0]
 
@@ -44,6 +50,60 @@ def test_ucdp_short_row_is_rejected_with_its_line():
     )
     [(line, reject)] = list(ucdp.parse_csv(text))
     assert line == 2 and reject.errors == ["line 2: 7 values for 6 columns"]
+
+
+def ged_syria() -> dict[str, dict]:
+    with GED_SYRIA.open(newline="", encoding="utf-8") as text:
+        items = [item for _, item in ucdp.parse_csv(text)]
+    assert not [item for item in items if isinstance(item, Reject)]
+    return {item["source_record_id"]: item for item in items}
+
+
+def test_an_older_ged_layout_reads_by_column_name():
+    # GED Syria of the 19.1 release: 41 columns, no relid, gwnoa or where_description.
+    events = ged_syria()
+    assert len(events) == 21 and {e["country"] for e in events.values()} == {"SYR"}
+    schema = default_registry().get("IncidentReport").parsed
+    assert [validate(e, schema) for e in events.values()] == [[]] * 21
+    strike = events["256454"]  # Israel strikes the Iranian forces at the T4 airbase, 10 Feb 2018
+    assert strike["actors"] == [
+        {"name": "Government of Iran", "role": "side_a", "country": None},  # no gwnoa column
+        {"name": "Government of Israel", "role": "side_b", "country": "ISR"},
+    ]
+    assert (strike["num_sources"], strike["location_name"], strike["admin1"]) == (
+        2,
+        "Tiyas Military Airbase (T4)",  # where_coordinates: there is no where_description
+        "Homs Governorate",
+    )
+    assert strike["event_time"] == 1518220800000 and strike["event_time_precision"] == "day"
+    maarat = events["216505"]
+    assert maarat["fatalities"] == {"best": 31, "low": 31, "high": 31, "civilians": 25}
+    assert maarat["num_sources"] == 4 and maarat["violence_type"] == 1
+    month = events["216731"]
+    assert (month["event_time_precision"], month["attributes"]["date_end"]) == ("month", "2016-02-29")
+    assert "relid" not in month["attributes"] and month["attributes"]["priogrid_gid"] == "181156"
+    assert [events[i]["event_time_precision"] for i in ("215551", "219468", "218954")] == [
+        "days",
+        "week",
+        "year",
+    ]
+    assert {e["violence_type"] for e in events.values()} == {1, 2, 3}
+
+
+def test_the_country_may_come_from_its_name_alone_and_names_in_any_case():
+    text = io.StringIO("ID,Type_Of_Violence,DATE_START,Best,Country\n7,3,2016-01-02,2,Syria\n")
+    [(_, record)] = list(ucdp.parse_csv(text))
+    assert (record["id"], record["country"], record["fatalities"]["civilians"]) == ("ucdp-ged:7", "SYR", None)
+
+
+def test_a_ged_header_without_a_required_column_fails_before_any_row():
+    text = io.StringIO("id,year,type_of_violence,date_start\n1,1989,3,1989-01-01\n")
+    with pytest.raises(MissingColumns) as raised:
+        ucdp.parse_csv(text, "ged_old.csv")  # raises when called, not when the rows are read
+    assert str(raised.value) == (
+        "ged_old.csv: missing required column(s): best, country_id or country "
+        "(the header has: id, year, type_of_violence, date_start)"
+    )
 
 
 def test_gdelt_line_becomes_an_incident_report():
