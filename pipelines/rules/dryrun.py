@@ -19,8 +19,9 @@ from tocsin.pipelines.rules.lifecycle import (
     absent_before,
     decision_order,
     keyed_by_rule,
-    observe,
+    observe_window,
     restore,
+    window_groups,
 )
 
 
@@ -32,21 +33,32 @@ def read_signals(path: Path) -> list[dict]:
 
 def dry_run(ruleset: RuleSet, signals: Iterable[dict]) -> list[dict]:
     tracks: dict[str, Track] = {}
+    firing: dict[str, Track] = {}  # only a firing track has windows to decide when no signal comes
     emitted: list[dict] = []
-    for signal in sorted(signals, key=decision_order):
-        end = decision_order(signal)[0]
-        for track in tracks.values():  # the watermark reached `end`
+    for group in window_groups(list(signals)):
+        end = decision_order(group[0])[0]
+        for key, track in list(firing.items()):  # the watermark reached `end`
             rule = ruleset.by_id(track.rule_id)
             emitted += absent_before(track, rule, ruleset.risk_factors, end - rule.period_ms + 1)
-        for key, keyed in keyed_by_rule(ruleset, signal):
+            if not track.firing:
+                del firing[key]
+        per_track: dict[str, list[dict]] = {}
+        for signal in group:
+            for key, keyed in keyed_by_rule(ruleset, signal):
+                per_track.setdefault(key, []).append(keyed)
+        for key, panes in per_track.items():  # one decision per track and window, as the Beam stage
             track = tracks.get(key)
             if track is None:
                 rule_id, place = key.split("|", 1)
                 track = tracks[key] = restore(rule_id, place, None)
             rule = ruleset.by_id(track.rule_id)
-            if keyed.get("pane") != "EARLY":
+            if panes[0].get("pane") != "EARLY":
                 emitted += absent_before(track, rule, ruleset.risk_factors, end)
-            emitted += observe(track, rule, ruleset.risk_factors, keyed)
+            emitted += observe_window(track, rule, ruleset.risk_factors, panes)
+            if track.firing:
+                firing[key] = track
+            else:
+                firing.pop(key, None)
     return emitted
 
 

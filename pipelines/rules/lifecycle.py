@@ -77,17 +77,49 @@ def restore(rule_id: str, place: str, alert: dict | None) -> Track:
 
 def observe(track: Track, rule: Rule, risk_factors: dict, signal: dict) -> list[dict]:
     """Record one signal pane; return the alert event it causes, if any."""
+    return observe_window(track, rule, risk_factors, [signal])
+
+
+def _record(track: Track, signal: dict) -> bool:
+    """Put a pane in the series; False for an older pane delivered after a newer one."""
     end = epoch_ms(signal["window_end"])
     slot = track.series.setdefault(end, {})
     held = slot.get(signal["indicator_id"])
     if held is not None and held["pane_index"] > signal.get("pane_index", 0):
-        return []  # an older pane delivered after a newer one
+        return False
     slot[signal["indicator_id"]] = {
         **{k: signal[k] for k in SIGNAL_FIELDS},
         "evidence": signal.get("evidence", []),
         "pane_index": signal.get("pane_index", 0),
     }
     track.first_end = end if track.first_end is None else min(track.first_end, end)
+    return True
+
+
+def window_groups(signals: list[dict]) -> list[list[dict]]:
+    """Signals in decision order, grouped by window end and kind of pane: one decision per group."""
+    groups: list[list[dict]] = []
+    for signal in sorted(signals, key=decision_order):
+        key = decision_order(signal)[:2]
+        if groups and decision_order(groups[-1][-1])[:2] == key:
+            groups[-1].append(signal)
+        else:
+            groups.append([signal])
+    return groups
+
+
+def observe_window(track: Track, rule: Rule, risk_factors: dict, signals: list[dict]) -> list[dict]:
+    """Record every pane of one window (its end and kind of pane alike), then decide once.
+
+    A risk score reads several indicators: deciding on each indicator's signal as it comes would fire
+    on the first and resolve or update on the next, within one window. All of a window's signals are in
+    the series before the rule is evaluated, so the score is decided once per place and window.
+    """
+    recorded = [s for s in signals if _record(track, s)]
+    if not recorded:
+        return []
+    signal = recorded[-1]
+    end = epoch_ms(signal["window_end"])
     complete = signal.get("pane", "UNKNOWN") in COMPLETE_PANES
     if complete:
         at = end if track.decided_end is None else max(end, track.decided_end)
@@ -128,7 +160,16 @@ def signal_event_time(signal: dict) -> int:
 
 
 def decision_order(signal: dict) -> tuple:
-    return epoch_ms(signal["window_end"]), PANE_ORDER.get(signal.get("pane"), 1), signal.get("pane_index", 0)
+    """Window end, then pane; then the indicator and the signal id, so that two signals of one window
+    (a risk score reads several indicators) are always decided in the same order: the same input gives
+    the same alerts on every replay."""
+    return (
+        epoch_ms(signal["window_end"]),
+        PANE_ORDER.get(signal.get("pane"), 1),
+        signal.get("pane_index", 0),
+        signal.get("indicator_id", ""),
+        signal.get("id", ""),
+    )
 
 
 def absent_before(track: Track, rule: Rule, risk_factors: dict, end_ms: int) -> list[dict]:

@@ -22,14 +22,15 @@ from tocsin.pipelines.rules.config import RuleSet
 from tocsin.pipelines.rules.lifecycle import (
     absent_before,
     absent_due,
-    decision_order,
     epoch_ms,
     keyed_by_rule,
     observe,
+    observe_window,
     place_of,
     restore,
     signal_event_time,  # noqa: F401 (the decoder and tests use it from here)
     track_key,
+    window_groups,
 )
 from tocsin.telemetry.metrics import counter
 
@@ -121,12 +122,12 @@ class AlertLifecycle(beam.DoFn):
         track = self._track(key, track_state)
         rule = self.ruleset.by_id(track.rule_id)
         waiting = list(pending.read())
-        ready = sorted((s for s in waiting if epoch_ms(s["window_end"]) <= now), key=decision_order)
+        ready = [s for s in waiting if epoch_ms(s["window_end"]) <= now]
         later = [s for s in waiting if epoch_ms(s["window_end"]) > now]
         events = []
-        for signal in ready:
-            events += absent_before(track, rule, self.ruleset.risk_factors, epoch_ms(signal["window_end"]))
-            events += observe(track, rule, self.ruleset.risk_factors, signal)
+        for group in window_groups(ready):  # one decision per window, all its indicators' panes in
+            events += absent_before(track, rule, self.ruleset.risk_factors, epoch_ms(group[0]["window_end"]))
+            events += observe_window(track, rule, self.ruleset.risk_factors, group)
         events += absent_before(track, rule, self.ruleset.risk_factors, now - rule.period_ms + 1)
         pending.clear()
         for signal in later:

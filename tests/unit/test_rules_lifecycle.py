@@ -334,3 +334,20 @@ def test_memberships():
     assert memberships("MLI") == ("au",)  # left ECOWAS in 2025
     assert memberships("TLS") == ("asean",)
     assert memberships("XXX") == ()
+
+
+def test_risk_score_is_decided_once_per_window_from_all_its_indicators(catalogue):
+    """Decided per signal, the score of hour 1 would fire at WATCH on one indicator and update to
+    CRITICAL on the next; decided once per window it fires once, at CRITICAL."""
+    from tocsin.pipelines.rules.config import RuleSet
+    from tocsin.pipelines.rules.dryrun import dry_run
+    from tocsin.pipelines.rules.lifecycle import observe_window
+
+    rule, rfs = rule_of_score(catalogue)
+    window = [signal(1, 10), signal(1, 4, indicator="rf8.incitement")]
+    [alert] = observe_window(Track(rule.id, "SDN"), rule, rfs, window)
+    assert (alert["status"], alert["severity"]) == ("FIRING", "CRITICAL")
+    # The dry run (and so the back-test) groups a window's signals the same way, in either order.
+    ruleset = RuleSet(version=1, rules=(rule,), risk_factors=rfs)
+    for ordered in (window, window[::-1]):
+        assert [(a["status"], a["severity"]) for a in dry_run(ruleset, ordered)] == [("FIRING", "CRITICAL")]
