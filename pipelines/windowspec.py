@@ -38,7 +38,7 @@ def parse_duration_or_zero(text: str) -> int:
 
 
 def _duration_label(seconds: int) -> str:
-    for unit in ("w", "d", "h", "m"):
+    for unit in ("d", "h", "m"):  # '7d' stays '7d': settings and logs say what the user wrote
         if seconds % UNITS[unit] == 0:
             return f"{seconds // UNITS[unit]}{unit}"
     return f"{seconds}s"

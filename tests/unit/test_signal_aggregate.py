@@ -114,7 +114,7 @@ def test_hits_and_keys_leave_classify_as_plain_tuples_and_aggregate_the_same():
     ("text", "spec", "label"),
     [
         ("1d/1h", WindowSpec(86400, 3600), "1d/1h"),
-        ("7d/1d", WindowSpec(604800, 86400), "1w/1d"),
+        ("7d/1d", WindowSpec(604800, 86400), "7d/1d"),  # not 1w/1d: what the user wrote
         ("600s", WindowSpec(600, 600), "10m/10m"),
     ],
 )
