@@ -23,7 +23,7 @@ export TOCSIN_PROMETHEUS := $(abspath $(PROMETHEUS))
 export TOCSIN_PRISM_LOCATION := $(abspath $(PRISM))
 export TOCSIN_FLINK_JOB_SERVER_JAR := $(abspath $(FLINK_JAR))
 
-.PHONY: setup kafka-fetch prism flink prometheus kafka-up kafka-down topics test test-unit lint bench demo clean
+.PHONY: setup kafka-fetch prism flink prometheus chromium kafka-up kafka-down topics test test-unit lint bench demo clean
 
 setup: $(VENV)/.installed
 
@@ -67,6 +67,20 @@ $(PROMETHEUS):
 	cd $(PROM_DIR) && apt-get download prometheus && dpkg -x prometheus_*.deb . && rm prometheus_*.deb
 	test -x $@
 
+# Headless Chromium from Debian's package, for the back-test report's browser test (playwright drives this
+# binary; it never downloads a browser of its own). A system package: installing it needs root, as on CI.
+CHROMIUM    := /usr/bin/chromium
+
+chromium:
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	    echo "chromium: $(CHROMIUM) is missing and installing Debian's package needs root:" >&2; \
+	    echo "    sudo apt-get install -y --no-install-recommends chromium" >&2; exit 1; \
+	fi; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+	    || { echo "chromium: apt-get could not install Debian's chromium package" >&2; exit 1; }; \
+	test -x $(CHROMIUM) || { echo "chromium: installed, but $(CHROMIUM) is still missing" >&2; exit 1; }
+
 kafka-up: setup kafka-fetch
 	$(BIN)/tocsin kafka up
 
@@ -77,10 +91,11 @@ topics: kafka-up
 	$(BIN)/tocsin topics create
 
 # Everything on a fresh machine: environment, broker, runner, then unit and integration tests.
-test: setup kafka-fetch prism flink prometheus
+test: setup kafka-fetch prism flink prometheus chromium
 	rm -rf $(CACHE)/kafka-test-data
 	$(TEST_KAFKA) $(BIN)/tocsin kafka up
 	$(TEST_KAFKA) TOCSIN_TEST_BOOTSTRAP=127.0.0.1:29092 TOCSIN_REQUIRE_FLINK=1 TOCSIN_REQUIRE_PROMETHEUS=1 \
+	    TOCSIN_REQUIRE_CHROMIUM=1 \
 	    $(BIN)/pytest; rc=$$?; \
 	    $(TEST_KAFKA) $(BIN)/tocsin kafka down; exit $$rc
 

@@ -50,6 +50,17 @@ def _add_connectors() -> None:
 
 _add_connectors()
 
+
+def _add_backtest() -> None:
+    from tocsin.pipelines.backtest.cli import backtest
+
+    app.command("backtest", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+        backtest
+    )
+
+
+_add_backtest()
+
 Bootstrap = Annotated[
     str | None,
     typer.Option(
