@@ -27,12 +27,14 @@ rules_app = typer.Typer(
     help="Threshold rules: check a file, dry-run it over recorded signals.", no_args_is_help=True
 )
 alerts_app = typer.Typer(help="Alert events on tocsin.alerts.v1.", no_args_is_help=True)
+indicators_app = typer.Typer(help="The indicator catalogue: what an observation matches.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(rules_app, name="rules")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(indicators_app, name="indicators")
 
 
 def _add_connectors() -> None:
@@ -295,6 +297,51 @@ def rules_test(
     typer.echo(
         f"{len(recorded)} signals, {len(alerts)} alert events, {len(firing)} alerts, {still} still firing"
     )
+
+
+@indicators_app.command("explain")
+def indicators_explain(
+    text: Annotated[str | None, typer.Argument(help="A headline or report text")] = None,
+    language: Annotated[str | None, typer.Option(help="ISO 639-1 language (default: every lexicon)")] = None,
+    source_type: Annotated[str, typer.Option(help="NEWS, FIELD_MONITOR, CONFLICT_DATA...")] = "NEWS",
+    file: Annotated[
+        Path | None, typer.Option("--file", help="CSV (title[,text,language,source_type]) or JSON lines")
+    ] = None,
+    catalogue: CatalogueOpt = None,
+) -> None:
+    """Which indicators an observation matches and why (matcher, term, code), and the deaths read from it."""
+    from tocsin.cli_errors import exit_with_errors
+    from tocsin.pipelines.indicators.catalogue import CatalogueError, load_catalogue
+    from tocsin.pipelines.indicators.explain import (
+        ObservationsFileError,
+        describe,
+        explain,
+        observation_of,
+        read_observations,
+        tally,
+    )
+
+    if (text is None) == (file is None):
+        typer.echo("give a TEXT or --file, not both", err=True)
+        raise typer.Exit(1)
+    try:
+        cat = load_catalogue(catalogue)
+    except CatalogueError as error:
+        exit_with_errors(catalogue or Path("catalogue"), error.errors)
+    if text is not None:
+        observation = observation_of(text, language, source_type)
+        typer.echo(describe(observation, explain(cat, observation)))
+        return
+    results = []
+    try:
+        for observation in read_observations(file):
+            result = explain(cat, observation)
+            results.append(result)
+            typer.echo(describe(observation, result))
+    except ObservationsFileError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(tally(results))
 
 
 @alerts_app.command("tail")

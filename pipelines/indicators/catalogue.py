@@ -160,11 +160,13 @@ class CameoRule(StrictModel):
 
 
 class Keywords(StrictModel):
-    """Keyword sources for one language: bundled lexicons, external lexicons, regular expressions."""
+    """Keyword sources for one language: bundled lexicons, external lexicons, regular expressions; and
+    `unless` lexicons, whose terms void the match ("Cholera outbreak kills 27" is not a killing)."""
 
     lexicons: list[LexiconName] = []
     external: list[ExternalName] = []
     patterns: list[Pattern] = []
+    unless: list[LexiconName] = []
 
     @model_validator(mode="after")
     def _not_empty(self) -> Keywords:
@@ -178,6 +180,9 @@ class MatchRules(StrictModel):
     goldstein_max: float | None = Field(default=None, ge=-10, le=10)
     ucdp_violence_types: list[ViolenceType] = []
     min_deaths: int | None = Field(default=None, ge=0)
+    # Civilians killed, whatever the type of violence (UCDP deaths_civilians): most civilians are killed
+    # in state-based and non-state fighting, not in one-sided violence.
+    min_civilian_deaths: int | None = Field(default=None, ge=1)
     keywords: dict[Language, Keywords] = {}
 
     @model_validator(mode="after")
@@ -186,9 +191,21 @@ class MatchRules(StrictModel):
             raise ValueError("goldstein_max needs cameo codes")
         if self.min_deaths is not None and not self.ucdp_violence_types:
             raise ValueError("min_deaths needs ucdp_violence_types")
-        if self.cameo is None and not self.ucdp_violence_types and not self.keywords:
-            raise ValueError("match needs at least one of cameo, ucdp_violence_types, keywords")
+        if (
+            self.cameo is None
+            and not self.ucdp_violence_types
+            and not self.keywords
+            and self.min_civilian_deaths is None
+        ):
+            raise ValueError(
+                "match needs at least one of cameo, ucdp_violence_types, min_civilian_deaths, keywords"
+            )
         return self
+
+
+SourceTypeName = Literal[
+    "CONFLICT_DATA", "EVENT_DATA", "FIELD_MONITOR", "CIVIL_SOCIETY", "NEWS", "UN_REPORT", "OTHER"
+]
 
 
 class Indicator(StrictModel):
@@ -200,6 +217,11 @@ class Indicator(StrictModel):
     sources: list[Text] = Field(min_length=1)
     weight: float = Field(gt=0)
     enabled: bool = True
+    # Which deaths a hit of this indicator counts in its signal's `fatalities`: all, or the civilians.
+    deaths: Literal["all", "civilians"] = "all"
+    # The kinds of source the indicator reads (default all): an indicator of what reports *say* is not
+    # matched on a curated dataset's free-text notes, whose events other indicators already count.
+    source_types: list[SourceTypeName] | None = None
     match: MatchRules
 
     @model_validator(mode="after")
@@ -264,10 +286,15 @@ class Catalogue(StrictModel):
     external_lexicons: dict[str, ExternalLexicon] = {}
     # indicator id -> language -> terms, resolved at load
     _terms: dict[str, dict[str, tuple[Term, ...]]] = PrivateAttr(default_factory=dict)
+    _unless: dict[str, dict[str, tuple[str, ...]]] = PrivateAttr(default_factory=dict)
     _matchers: Any = PrivateAttr(default=None)
 
     def terms(self, indicator_id: str) -> dict[str, tuple[Term, ...]]:
         return self._terms.get(indicator_id, {})
+
+    def unless_terms(self, indicator_id: str) -> dict[str, tuple[str, ...]]:
+        """Per language, the folded terms that void the indicator's keyword matches."""
+        return self._unless.get(indicator_id, {})
 
     def enabled(self) -> list[Indicator]:
         return [i for i in self.indicators if i.enabled]
@@ -338,6 +365,7 @@ def parse_catalogue(
 
     indicators: list[Indicator] = []
     terms: dict[str, dict[str, tuple[Term, ...]]] = {}
+    unless: dict[str, dict[str, tuple[str, ...]]] = {}
     first_seen: dict[str, int] = {}
     for index, raw in enumerate(raw_indicators):
         where = f"indicators.{index}"
@@ -360,15 +388,39 @@ def parse_catalogue(
             indicator, where, lexicon_dir, base_dir, declared, document, external_dir
         )
         errors.extend(problems)
+        unless_found, problems = _resolve_unless(indicator, where, lexicon_dir, base_dir)
+        errors.extend(problems)
         indicators.append(indicator)
         terms[indicator.id] = resolved
+        unless[indicator.id] = unless_found
     if errors:
         raise CatalogueError(errors)
     catalogue = Catalogue(
         version=document.version, indicators=indicators, external_lexicons=document.external_lexicons
     )
     catalogue._terms = terms
+    catalogue._unless = unless
     return catalogue
+
+
+def _resolve_unless(indicator: Indicator, where: str, lexicon_dir: Path, base_dir: Path):
+    resolved: dict[str, tuple[str, ...]] = {}
+    errors: list[str] = []
+    for language, keywords in indicator.match.keywords.items():
+        found: list[str] = []
+        for number, name in enumerate(keywords.unless):
+            file = lexicon_dir / f"{name}.{language}.txt"
+            shown = _shown(file, base_dir)
+            if not file.is_file():
+                at = f"{where}.match.keywords.{language}.unless.{number}"
+                errors.append(f"{at}: lexicon file {shown} not found")
+                continue
+            words, problems = read_lexicon(file.read_text(encoding="utf-8"), shown)
+            errors.extend(f"{where}.match.keywords.{language}.unless.{number}: {p}" for p in problems)
+            found.extend(words)
+        if found:
+            resolved[language] = tuple(dict.fromkeys(found))
+    return resolved, errors
 
 
 def _resolve_terms(

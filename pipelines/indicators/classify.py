@@ -7,8 +7,10 @@ the observation meets, in catalogue order. An indicator matches when any of its 
   'cameo-base:182', 'cameo-root:18'; base and root are also derived from a bare event code), and, with
   `goldstein_max`, the observation's Goldstein score is known and at most that ceiling;
 - ucdp: `violence_type` is one of `ucdp_violence_types` and `fatalities` reaches `min_deaths` if set;
+- civilians: `min_civilian_deaths` civilians or more were killed, whatever the type of violence;
 - keywords: a term of the indicator's lexicons for the observation's language (every language when the
-  observation has none) occurs in its title or text, on word boundaries, case and accents folded.
+  observation has none, or one the indicator has no lexicon for) occurs in its title or text, on word
+  boundaries, case and accents folded.
 
 Each reason says exactly why: "cameo:202 Engage in mass killings", "goldstein -10 <= -9",
 "ucdp violence type 3 with 12 deaths", "keyword 'déplacés' (fr)" (the words as written in the text).
@@ -31,6 +33,7 @@ class Match(NamedTuple):
     indicator_id: str
     weight: float
     reasons: list[str]
+    deaths: str = "all"  # which deaths the indicator counts (catalogue `deaths`)
 
 
 def fold(text: str) -> str:
@@ -76,6 +79,13 @@ def _term_regex(term: str) -> str:
 class LanguageMatcher:
     regex: re.Pattern
     groups: tuple[tuple[str, str], ...]  # (group name, reason template)
+    unless: re.Pattern | None = None  # a text holding one of these terms does not match
+
+
+def terms_regex(terms) -> re.Pattern:
+    """One regex for folded terms, on word boundaries, longest first (`*` ends a stem)."""
+    body = "|".join(_term_regex(t) for t in sorted(terms, key=lambda t: (-len(t), t)))
+    return re.compile(r"(?<!\w)(?:" + body + r")(?!\w)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +97,14 @@ class IndicatorMatcher:
     violence_types: frozenset[int]
     min_deaths: int | None
     languages: dict[str, LanguageMatcher]
+    min_civilian_deaths: int | None = None
+    deaths: str = "all"
+    source_types: frozenset[str] | None = None  # None: every kind of source
 
 
-def _language_matcher(language: str, terms: tuple[Term, ...], patterns: list[str]) -> LanguageMatcher | None:
+def _language_matcher(
+    language: str, terms: tuple[Term, ...], patterns: list[str], unless: tuple[str, ...] = ()
+) -> LanguageMatcher | None:
     alternatives: list[str] = []
     groups: list[tuple[str, str]] = []
     by_origin: dict[str | None, list[str]] = {}
@@ -106,10 +121,12 @@ def _language_matcher(language: str, terms: tuple[Term, ...], patterns: list[str
     if not alternatives:
         return None
     regex = re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)")
-    return LanguageMatcher(regex, tuple(groups))
+    return LanguageMatcher(regex, tuple(groups), terms_regex(unless) if unless else None)
 
 
-def compile_indicator(indicator: Indicator, terms: dict[str, tuple[Term, ...]]) -> IndicatorMatcher:
+def compile_indicator(
+    indicator: Indicator, terms: dict[str, tuple[Term, ...]], unless: dict[str, tuple[str, ...]] | None = None
+) -> IndicatorMatcher:
     rules = indicator.match
     cameo: tuple[dict[str, str], ...] = ()
     if rules.cameo is not None:
@@ -121,7 +138,9 @@ def compile_indicator(indicator: Indicator, terms: dict[str, tuple[Term, ...]]) 
         cameo = tuple(level for level in cameo if level)
     languages = {}
     for language, keywords in rules.keywords.items():
-        matcher = _language_matcher(language, terms.get(language, ()), keywords.patterns)
+        matcher = _language_matcher(
+            language, terms.get(language, ()), keywords.patterns, (unless or {}).get(language, ())
+        )
         if matcher is not None:
             languages[language] = matcher
     return IndicatorMatcher(
@@ -132,6 +151,9 @@ def compile_indicator(indicator: Indicator, terms: dict[str, tuple[Term, ...]]) 
         violence_types=frozenset(rules.ucdp_violence_types),
         min_deaths=rules.min_deaths,
         languages=languages,
+        min_civilian_deaths=rules.min_civilian_deaths,
+        deaths=indicator.deaths,
+        source_types=frozenset(indicator.source_types) if indicator.source_types else None,
     )
 
 
@@ -139,7 +161,9 @@ def matchers(catalogue: Catalogue) -> tuple[IndicatorMatcher, ...]:
     """The compiled matchers of the enabled indicators, built once per catalogue."""
     if catalogue._matchers is None:
         catalogue._matchers = tuple(
-            compile_indicator(i, catalogue.terms(i.id)) for i in catalogue.indicators if i.enabled
+            compile_indicator(i, catalogue.terms(i.id), catalogue.unless_terms(i.id))
+            for i in catalogue.indicators
+            if i.enabled
         )
     return catalogue._matchers
 
@@ -186,6 +210,8 @@ def _keyword_reasons(matcher: LanguageMatcher, texts: _Texts) -> list[str]:
     """One reason per distinct term found (case and accent variants of a term count once)."""
     reasons: list[str] = []
     seen: set[str] = set()
+    if matcher.unless is not None and any(matcher.unless.search(f) for _, f, _ in texts.fields):
+        return []
     for original, folded, offsets in texts.fields:
         for found in matcher.regex.finditer(folded):
             for name, template in matcher.groups:
@@ -205,10 +231,14 @@ def classify(catalogue: Catalogue, observation: dict) -> list[Match]:
     goldstein = observation.get("goldstein")
     violence = observation.get("violence_type")
     deaths = observation.get("fatalities") or 0
+    civilians = observation.get("civilian_fatalities") or 0
     language = (observation.get("language") or "").lower()[:2] or None
     texts = _Texts(observation) if (observation.get("title") or observation.get("text")) else None
+    source_type = observation.get("source_type") or "OTHER"
     out: list[Match] = []
     for m in compiled:
+        if m.source_types is not None and source_type not in m.source_types:
+            continue
         reasons: list[str] = []
         if codes and m.cameo:
             hit = level = None
@@ -225,13 +255,17 @@ def classify(catalogue: Catalogue, observation: dict) -> list[Match]:
         if violence is not None and violence in m.violence_types:
             if m.min_deaths is None or deaths >= m.min_deaths:
                 reasons.append(f"ucdp violence type {violence} with {_deaths(deaths)}")
+        if m.min_civilian_deaths is not None and civilians >= m.min_civilian_deaths:
+            reasons.append(f"{civilians} civilians killed (at least {m.min_civilian_deaths})")
         if texts is not None and m.languages:
-            if language is None:
+            # A language the indicator has no lexicon for is most often a short headline misread by
+            # language detection ("la", "es" for English titles): every lexicon is tried, as for none.
+            if language is None or language not in m.languages:
                 chosen = list(m.languages.values())
             else:
-                chosen = [m.languages[language]] if language in m.languages else []
+                chosen = [m.languages[language]]
             for lang_matcher in chosen:
                 reasons.extend(_keyword_reasons(lang_matcher, texts))
         if reasons:
-            out.append(Match(m.id, m.weight, list(dict.fromkeys(reasons))))
+            out.append(Match(m.id, m.weight, list(dict.fromkeys(reasons)), m.deaths))
     return out

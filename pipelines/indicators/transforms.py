@@ -20,7 +20,7 @@ import apache_beam as beam
 from apache_beam.transforms import trigger as tr
 from apache_beam.transforms import window
 
-from tocsin.pipelines.indicators.aggregate import SOURCE_TYPE_WEIGHTS, SignalCombineFn, hit, wire
+from tocsin.pipelines.indicators.aggregate import SOURCE_TYPE_WEIGHTS, SPAN, SignalCombineFn, hit, wire
 from tocsin.pipelines.indicators.catalogue import Catalogue
 from tocsin.pipelines.indicators.classify import classify
 from tocsin.pipelines.windowspec import WindowSpec, parse_duration, parse_duration_or_zero  # noqa: F401 (re-exported)
@@ -36,6 +36,10 @@ HITS = counter("tocsin_indicator_hits_total", "Observations matching an indicato
 SIGNALS = counter(
     "tocsin_signals_total", "Signal panes emitted", ["pane", "country", "risk_factor"]
 )  # country and risk factor for the dashboards: ~200 x 14 x 4 series at most
+SPANS_TOO_LONG = counter(
+    "tocsin_hits_span_too_long_total",
+    "Hits kept out of a window spec shorter than the span of days their event is only known to lie in",
+)
 SUPPRESSED = counter(
     "tocsin_signals_suppressed_total", "Panes of windows already complete before a restart, not re-emitted"
 )
@@ -65,7 +69,7 @@ class _Classify(beam.DoFn):
         region = observation.get("admin1") if self.by_region else None
         for match in classify(self.catalogue, observation):
             HITS.labels(match.indicator_id).inc()
-            h = wire(hit(observation, match.weight, self.source_weights))
+            h = wire(hit(observation, match.weight, self.source_weights, match.deaths))
             # Keys as plain tuples too (see `wire`); _FormatSignal names them again.
             yield (match.indicator_id, country, None), h
             if region:
@@ -134,6 +138,17 @@ class _FormatSignal(beam.DoFn):
         }
 
 
+class _FitsWindow(beam.DoFn):
+    def __init__(self, size_s: int):
+        self.size_days = size_s / 86_400
+
+    def process(self, element):
+        if element[1][SPAN] <= self.size_days or element[1][SPAN] == 1:
+            yield element
+        else:
+            SPANS_TOO_LONG.inc()
+
+
 def trigger_for(early_count: int | None, early_seconds: float | None):
     """On time at the watermark, early (if set) every `early_count` hits or `early_seconds`, late per hit."""
     early = []
@@ -178,6 +193,10 @@ class WindowSignals(beam.PTransform):
             label = spec.label()
             outputs.append(
                 hits
+                # An event known only to lie within a month or a year cannot be placed in a week: it is
+                # kept out of windows shorter than its span (a year's deaths on its first day would be
+                # the largest spike of the year), and counted in windows at least that long.
+                | f"Fits {label}" >> beam.ParDo(_FitsWindow(spec.size_s))
                 | f"Window {label}"
                 >> beam.WindowInto(
                     fn,

@@ -23,16 +23,10 @@ def catalogue():
 
 
 def observation(report: dict) -> dict:
-    """The Observation fields the classifier reads, from an IncidentReport as the connectors emit it."""
-    return {
-        "event_codes": report["event_codes"],
-        "goldstein": report["goldstein"],
-        "violence_type": report["violence_type"],
-        "fatalities": report["fatalities"]["best"] if report["fatalities"] else 0,
-        "language": report["language"],
-        "title": report["title"],
-        "text": report["description"],
-    }
+    """The Observation of an IncidentReport as the connectors emit it, by the pipeline's normaliser."""
+    from tocsin.pipelines.indicators.normalise import normalise
+
+    return normalise("IncidentReport", report)
 
 
 @cache
@@ -90,6 +84,7 @@ GDELT_CASES = [
     (
         "954699222",
         {
+            "rf10.intent_to_destroy": ["cameo:203 Engage in ethnic cleansing"],
             "rf11.attack_on_civilians": ["cameo:203 Engage in ethnic cleansing"],
             "displacement.forced_displacement": ["cameo:203 Engage in ethnic cleansing"],
         },
@@ -170,28 +165,37 @@ def test_counts_over_every_gdelt_sample_row(catalogue):
         "rf7.emergency_measures": 4,
         "rf7.media_restrictions": 3,
         "sgbv.sexual_violence": 3,
+        "rf10.intent_to_destroy": 4,  # the four ethnic-cleansing events (CAMEO 203) of rf11
     }
-    assert sum(counts.values()) == 829 and rows_matched == 822
+    assert sum(counts.values()) == 833 and rows_matched == 822
 
 
 # ------------------------------------------------------------------------------------------ real UCDP rows
 
 UCDP_CASES = [
-    # Mali 1991, Government of Mali - Civilians, one-sided, best 20
+    # Mali 1991, Government of Mali - Civilians, one-sided, best 20, all civilians
     (
         "12989",
         {
             "rf2.violence_against_civilians": ["ucdp violence type 3 with 20 deaths"],
+            "rf2.civilians_killed": ["20 civilians killed (at least 1)"],
             "rf11.attack_on_civilians": ["ucdp violence type 3 with 20 deaths"],
         },
     ),
     # Kosovo 1998, one-sided, best 6: below the 10 deaths of rf11
-    ("202838", {"rf2.violence_against_civilians": ["ucdp violence type 3 with 6 deaths"]}),
+    (
+        "202838",
+        {
+            "rf2.violence_against_civilians": ["ucdp violence type 3 with 6 deaths"],
+            "rf2.civilians_killed": ["6 civilians killed (at least 1)"],
+        },
+    ),
     # Burkina Faso 2019, Yirgou massacre: one-sided with 23 deaths, and the headline's keyword
     (
         "285416",
         {
             "rf2.violence_against_civilians": ["ucdp violence type 3 with 23 deaths"],
+            "rf2.civilians_killed": ["23 civilians killed (at least 1)"],
             "rf11.attack_on_civilians": ["ucdp violence type 3 with 23 deaths", "keyword 'Massacre' (en)"],
         },
     ),
@@ -202,6 +206,7 @@ UCDP_CASES = [
         "401224",
         {
             "rf2.violence_against_civilians": ["ucdp violence type 3 with 4 deaths"],
+            "rf2.civilians_killed": ["4 civilians killed (at least 1)"],
             "rf7.arms_and_militias": ["keyword 'militias' (en)"],
             "displacement.forced_displacement": ["keyword 'displaced' (en)"],
         },
@@ -216,19 +221,24 @@ def test_real_ucdp_rows(catalogue, ucdp_id, expected):
 
 def test_counts_over_the_ucdp_sample(catalogue):
     """1,000 GED rows: 707 state-based + 133 non-state = 840 rf1; 160 one-sided = rf2. rf11 = 23 one-sided
-    rows with best >= 10, plus 15 rows whose headline names a massacre, genocide or war crimes. The other
-    keyword hits are headlines naming militias (16), displaced people (2), an election and sexual violence."""
+    rows with best >= 10, plus 18 rows whose headline names a massacre, genocide, war crimes or civilians
+    killed or attacked. The other keyword hits are headlines naming militias (16), displaced or fleeing
+    people (3), an election, propaganda and sexual violence. The text-only indicators (killings and
+    fighting reported) do not read a curated dataset's notes."""
     counts: collections.Counter[str] = collections.Counter()
     for report in ucdp_reports().values():
         counts.update(m.indicator_id for m in classify(catalogue, observation(report)))
     assert dict(counts) == {
         "rf1.armed_conflict": 840,
         "rf2.violence_against_civilians": 160,
-        "rf11.attack_on_civilians": 38,
+        # 308 rows of every type of violence record civilians among their deaths (deaths_civilians).
+        "rf2.civilians_killed": 308,
+        "rf11.attack_on_civilians": 41,
         "rf7.arms_and_militias": 16,
         "rf8.elections": 1,
         "sgbv.sexual_violence": 1,
-        "displacement.forced_displacement": 2,
+        "rf8.incitement": 1,
+        "displacement.forced_displacement": 3,
     }
 
 
@@ -239,10 +249,11 @@ SENTENCES = [
         "fr",
         "Des milliers de déplacés fuient les combats",
         {
+            "rf1.fighting_reported": ["keyword 'combats' (fr)"],
             "displacement.forced_displacement": [
                 "keyword 'déplacés' (fr)",
                 "keyword 'fuient les combats' (fr)",
-            ]
+            ],
         },
     ),
     ("fr", "DES MILLIERS DE DEPLACES", {"displacement.forced_displacement": ["keyword 'DEPLACES' (fr)"]}),
@@ -257,10 +268,11 @@ SENTENCES = [
         "fr",
         "Deux humanitaires tués et un convoi humanitaire pillé près de Bunia",
         {
+            "rf2.killings_reported": ["keyword 'tués' (fr)"],
             "rf14.threats_to_humanitarian_and_peacekeeping": [
                 "keyword 'humanitaires tués' (fr)",
                 "keyword 'convoi humanitaire pillé' (fr)",
-            ]
+            ],
         },
     ),
     (
@@ -306,10 +318,11 @@ SENTENCES = [
         "en",
         "Two aid workers killed as peacekeepers attacked near Bangassou",
         {
+            "rf2.killings_reported": ["keyword 'killed' (en)"],
             "rf14.threats_to_humanitarian_and_peacekeeping": [
                 "keyword 'aid workers killed' (en)",
                 "keyword 'peacekeepers attacked' (en)",
-            ]
+            ],
         },
     ),
     (
@@ -334,14 +347,25 @@ def test_sentences(catalogue, language, text, expected):
 def test_keywords_follow_the_observation_language(catalogue):
     french = {"title": "Des milliers de déplacés fuient les combats"}
     assert classify(catalogue, french | {"language": "en"}) == []
-    assert classify(catalogue, french | {"language": "de"}) == []
     assert summary(classify(catalogue, french | {"language": "fr-CD"})) == summary(
         classify(catalogue, french | {"language": None})
     )
 
 
+def test_a_language_without_lexicons_tries_every_lexicon(catalogue):
+    """Short English headlines are often detected as Latin or Spanish; with no lexicon for that language
+    nothing used to match them."""
+    english = {"title": "Thousands displaced as fighting spreads"}
+    assert summary(classify(catalogue, english | {"language": "la"})) == summary(
+        classify(catalogue, english | {"language": "en"})
+    )
+    assert summary(classify(catalogue, english | {"language": "la"}))
+
+
 def test_title_and_text_are_both_read_and_phrases_do_not_span_them(catalogue):
-    matches = classify(catalogue, {"language": "en", "title": "Thousands fled", "text": "their homes burned"})
+    matches = classify(
+        catalogue, {"language": "en", "title": "Thousands found in a mass", "text": "grave digging"}
+    )
     assert matches == []
     matches = classify(catalogue, {"language": "en", "title": "Report", "text": "Gang rape reported in camp"})
     assert summary(matches) == {"sgbv.sexual_violence": ["keyword 'Gang rape' (en)"]}
@@ -396,7 +420,7 @@ def test_matchers_are_compiled_once_per_catalogue(catalogue):
     first = matchers(catalogue)
     classify(catalogue, {"language": "en", "title": "election"})
     assert matchers(catalogue) is first
-    assert len(first) == len(catalogue.enabled()) == 18
+    assert len(first) == len(catalogue.enabled()) == 27
     assert all(len(m.languages) in (0, 2) for m in first)
 
 
@@ -426,3 +450,56 @@ def test_external_lexicon_terms_are_matched_with_their_origin(tmp_path):
     assert summary(classify(catalogue, {"language": "en", "text": "He used a BadWord."})) == {
         "rf8.demo": ["keyword 'BadWord' (en, demo)"]
     }
+
+
+def test_civilians_killed_in_any_type_of_violence(catalogue):
+    """A state-based event that killed 52 civilians (a chemical attack is type 1) raised nothing when
+    civilian harm was read from one-sided violence only."""
+    chemical = {
+        "violence_type": 1,
+        "fatalities": 60,
+        "civilian_fatalities": 52,
+        "source_type": "CONFLICT_DATA",
+    }
+    assert summary(classify(catalogue, chemical)) == {
+        "rf1.armed_conflict": ["ucdp violence type 1 with 60 deaths"],
+        "rf2.civilians_killed": ["52 civilians killed (at least 1)"],
+    }
+    (match,) = [m for m in classify(catalogue, chemical) if m.indicator_id == "rf2.civilians_killed"]
+    assert match.deaths == "civilians"  # its signal counts the 52, not the 60
+
+
+def test_deaths_from_disease_or_disaster_are_not_killings(catalogue):
+    for title in ("Cholera outbreak kills 27 in south Sudan", "La rougeole tue 37 enfants dans le nord"):
+        assert "rf2.killings_reported" not in summary(classify(catalogue, {"title": title}))
+    assert summary(classify(catalogue, {"title": "Gunmen kill 12 villagers in Jonglei"})) == {
+        "rf2.killings_reported": ["keyword 'kill' (en)"]
+    }
+
+
+def test_text_indicators_do_not_read_curated_data_notes(catalogue):
+    notes = {"source_type": "CONFLICT_DATA", "violence_type": 1, "title": "Fighting: 12 soldiers killed"}
+    assert set(summary(classify(catalogue, notes))) == {"rf1.armed_conflict"}
+    news = notes | {"source_type": "NEWS", "violence_type": None}
+    assert set(summary(classify(catalogue, news))) == {"rf1.fighting_reported", "rf2.killings_reported"}
+
+
+@pytest.mark.parametrize(
+    ("text", "indicator", "reason"),
+    [
+        ("Soldiers mutiny in Juba after failed coup", "rf3.state_weakness", "keyword 'mutiny' (en)"),
+        ("Tentative de putsch à Bangui", "rf3.state_weakness", "keyword 'Tentative de putsch' (fr)"),
+        ("Revenge attack leaves five dead in Unity", "rf4.motives", "keyword 'Revenge attack' (en)"),
+        ("Représailles contre les Peuls", "rf4.motives", "keyword 'Représailles' (fr)"),
+        ("Arms shipments reach militias in Jonglei", "rf5.capacity", "keyword 'Arms shipments' (en)"),
+        ("Recrutement d'enfants soldats", "rf5.capacity", "keyword 'Recrutement d'enfants' (fr)"),
+        ("UNAMID denied access to conflict areas", "rf6.mitigation_removed", "keyword 'denied access' (en)"),
+        ("Observateurs expulsés du pays", "rf6.mitigation_removed", "keyword 'Observateurs expulsés' (fr)"),
+        ("Tribe vows to exterminate rival group", "rf10.intent_to_destroy", "keyword 'exterminate' (en)"),
+        ("Mosquées incendiées à Boda", "rf10.intent_to_destroy", "keyword 'Mosquées incendiées' (fr)"),
+        ("Militia leaders drew up kill lists", "rf12.plan_or_policy", "keyword 'kill lists' (en)"),
+        ("Milices progouvernementales", "rf12.plan_or_policy", "keyword 'Milices progouvernementales' (fr)"),
+    ],
+)  # fmt: skip
+def test_the_six_risk_factors_added_to_the_framework_coverage(catalogue, text, indicator, reason):
+    assert reason in summary(classify(catalogue, {"title": text})).get(indicator, [])

@@ -132,3 +132,33 @@ def test_normalise_dispatches_on_the_schema_name():
     assert normalise("NewsItem", fixture("NewsItem"))["source_type"] == "NEWS"
     with pytest.raises(NormaliseError, match="no normaliser for Alert records"):
         normalise("Alert", {})
+
+
+def test_what_a_source_says_of_itself_is_kept():
+    """UCDP's own count of sources, the civilians among the deaths (any type of violence), the span."""
+    report = {
+        "id": "ucdp-ged:7",
+        "source": "ucdp-ged",
+        "source_type": "CONFLICT_DATA",
+        "event_time": 1_356_998_400_000,  # 2013-01-01
+        "violence_type": 1,
+        "fatalities": {"best": 60, "low": 50, "high": 70, "civilians": 52},
+        "num_sources": 4,
+        "attributes": {"date_end": "2013-01-31 00:00:00.000"},
+    }
+    obs = from_incident(report)
+    assert (obs["fatalities"], obs["civilian_fatalities"], obs["distinct_sources"]) == (60, 52, 4)
+    assert obs["span_days"] == 31
+    exact = from_incident({**report, "num_sources": None, "attributes": {}})
+    assert (exact["distinct_sources"], exact["span_days"]) == (1, 1)
+
+
+def test_deaths_a_report_states_in_words_become_its_fatalities():
+    news = {"id": "rw:1", "source": "reliefweb", "event_time": 0, "title": "Fighting kills 37 in Jonglei"}
+    assert from_news(news)["fatalities"] == 37
+    assert from_news({**news, "title": "Cholera outbreak kills 27"})["fatalities"] == 0
+    report = {"id": "intake:1", "source": "intake", "source_type": "FIELD_MONITOR", "event_time": 0}
+    assert from_incident({**report, "title": "Militia attack: 12 villagers killed"})["fatalities"] == 12
+    # A count the source gives is kept as given, even where its words say another number.
+    counted = {**report, "title": "12 killed", "fatalities": {"best": 9}}
+    assert from_incident(counted)["fatalities"] == 9

@@ -29,7 +29,7 @@ def invoke(*args):
 def test_check_lists_the_rules_of_a_valid_file():
     result = invoke("rules", "check", str(packaged_rules_path()))
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[-1] == "8 rules valid"
+    assert result.stdout.splitlines()[-1] == "14 rules valid"
     assert re.search(r"^armed-conflict-deaths +threshold +7d/1d +[0-9a-f]{12}$", result.output, re.M)
 
 
@@ -53,7 +53,7 @@ def test_check_exits_non_zero_with_every_error(tmp_path):
 def test_dry_run_over_recorded_signals_says_what_fires_and_why_from_the_source_records():
     result = invoke("rules", "test", str(packaged_rules_path()), "--signals", str(SIGNALS))
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[-1] == "492 signals, 14 alert events, 7 alerts, 0 still firing"
+    assert result.stdout.splitlines()[-1] == "492 signals, 18 alert events, 9 alerts, 0 still firing"
 
     # Nigeria, the week ending 2004-05-19: over 100 deaths, so WARNING. Check it against the CSV itself.
     block = result.stdout.split("FIRING   WARNING  armed-conflict-deaths:NGA:2004-05-19T00:00Z")[1]

@@ -165,7 +165,7 @@ def test_signals_are_routed_to_the_rules_reading_them(catalogue):
     midnight = 1_700_000_000_000 // day * day
     assert [
         r.id for r in ruleset.reading("rf1.armed_conflict", midnight - week, midnight, regional=False)
-    ] == ["armed-conflict-deaths", "country-risk-score"]
+    ] == ["armed-conflict-deaths", "armed-conflict-deaths-escalation", "country-risk-score"]
     assert (
         ruleset.reading("rf1.armed_conflict", midnight + hour - week, midnight + hour, regional=False) == []
     )

@@ -147,3 +147,49 @@ def test_signal_ids_name_the_indicator_place_and_window():
         signal_id(PlaceKey("rf1.armed_conflict", "SDN", "Darfur"), 0, 1)
         == "rf1.armed_conflict:SDN/Darfur:0-1"
     )
+
+
+def test_corroboration_is_the_publishers_or_the_sources_an_event_reports_for_itself():
+    """UCDP is one publisher, but an event it built from five reports is corroborated by five."""
+    acc = {}
+    add(acc, h("e1", origin="ucdp-ged")._replace(sources=5))
+    add(acc, h("e2", origin="ucdp-ged")._replace(sources=2))
+    assert summarise(acc).distinct_sources == 5
+    news = {}
+    for origin in ("a.org", "b.org", "c.org"):
+        add(news, h("e1", origin=origin))
+    assert summarise(news).distinct_sources == 3  # three publishers, each reporting one source
+    # Copies of one event merged from accumulators keep the largest count.
+    assert summarise(merge([acc, news])).distinct_sources == 5
+
+
+def test_a_hit_counts_the_deaths_its_indicator_asks_for_and_carries_the_span():
+    observation = {
+        "dedup_key": "record:ucdp-ged:1",
+        "source_type": "CONFLICT_DATA",
+        "fatalities": 60,
+        "civilian_fatalities": 52,
+        "distinct_sources": 4,
+        "span_days": 31,
+        "origin": "ucdp-ged",
+        "id": "o1",
+        "source_ids": ["ucdp-ged:1"],
+        "event_time": 0,
+    }
+    assert hit(observation, 1.0).fatalities == 60
+    civilians = hit(observation, 1.0, deaths="civilians")
+    assert (civilians.fatalities, civilians.sources, civilians.span_days) == (52, 4, 31)
+
+
+def test_an_event_known_only_to_a_month_is_kept_out_of_shorter_windows():
+    from tocsin.pipelines.indicators.aggregate import wire
+    from tocsin.pipelines.indicators.transforms import _FitsWindow
+
+    def fits(size_s, span_days):
+        element = (("rf1.armed_conflict", "SYR", None), wire(h("e")._replace(span_days=span_days)))
+        return list(_FitsWindow(size_s).process(element)) == [element]
+
+    week, month = 7 * 86_400, 31 * 86_400
+    assert fits(week, 1) and fits(week, 7) and fits(month, 31)
+    assert not fits(week, 31)  # date_prec 4: a month-long span cannot be placed in one week
+    assert not fits(month, 366)  # date_prec 5: nor a year in a month
