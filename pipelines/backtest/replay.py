@@ -174,7 +174,8 @@ def peak_rss_mib() -> dict[str, float]:
     runner)."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"python": round(own, 1), "runner": round(children, 1)}
+    # Beam stops the runner without waiting for it, so its peak is often not reported: None, not 0.
+    return {"python": round(own, 1), "runner": round(children, 1) if children else None}
 
 
 class Timer:

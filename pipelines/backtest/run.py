@@ -110,6 +110,7 @@ def run(job: Backtest) -> dict:
             },
             "inputs": _inputs(job, stats, elapsed),
             **scores,
+            "sweeps": sweeps,
         },
         "series": series(signals, countries, job.ruleset),
         "alerts": [_slim(a) for a in alerts],
