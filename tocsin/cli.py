@@ -27,7 +27,9 @@ rules_app = typer.Typer(
     help="Threshold rules: check a file, dry-run it over recorded signals.", no_args_is_help=True
 )
 alerts_app = typer.Typer(help="Alert events on tocsin.alerts.v1.", no_args_is_help=True)
-indicators_app = typer.Typer(help="The indicator catalogue: what an observation matches.", no_args_is_help=True)
+indicators_app = typer.Typer(
+    help="The indicator catalogue: what an observation matches.", no_args_is_help=True
+)
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(kafka_app, name="kafka")
