@@ -81,7 +81,9 @@ def read_observations(path: Path) -> Iterator[dict]:
     header = [h.strip().lower() for h in reader.fieldnames or []]
     if "title" not in header and "text" not in header:
         shown = ", ".join(header) or "nothing"
-        raise ObservationsFileError(f"{path.name}: a CSV needs a title or text column (the header has: {shown})")
+        raise ObservationsFileError(
+            f"{path.name}: a CSV needs a title or text column (the header has: {shown})"
+        )
     reader.fieldnames = header
     for row in reader:
         yield {k: (row.get(k) or "").strip() or None for k in FIELDS}
