@@ -67,6 +67,20 @@ def make_topic(admin):
     return make
 
 
+@pytest.fixture
+def chain_topics(make_topic):
+    """The topics of one run of the whole chain: raw records, signals, alerts and the dead letters and
+    cursors of the connectors and pipelines."""
+    return {
+        "raw": make_topic("incidents", 3),
+        "signals": make_topic("signals", 3),
+        "alerts": make_topic("alerts", 3),
+        "dlq": make_topic("dlq"),
+        "connector_dlq": make_topic("connector-dlq"),
+        "state": make_topic("state"),
+    }
+
+
 class PipelineProcess:
     """A pipeline started as its own process group, so a test can kill it like a crash would."""
 

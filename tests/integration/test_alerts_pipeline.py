@@ -40,15 +40,8 @@ GDELT_RULE = {
 
 
 @pytest.fixture
-def topics(make_topic):
-    return {
-        "raw": make_topic("incidents", 3),
-        "signals": make_topic("signals", 3),
-        "alerts": make_topic("alerts", 3),
-        "dlq": make_topic("dlq"),
-        "connector_dlq": make_topic("connector-dlq"),
-        "state": make_topic("state"),
-    }
+def topics(chain_topics):
+    return chain_topics
 
 
 def records(bootstrap: str, topic: str) -> list:

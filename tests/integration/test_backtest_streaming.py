@@ -51,7 +51,8 @@ def events_by_alert(alerts) -> dict[str, list[tuple]]:
     return dict(out)
 
 
-def test_backtest_and_streaming_jobs_raise_the_same_alerts(bootstrap, make_topic, start_pipeline, tmp_path):
+def test_backtest_and_streaming_jobs_raise_the_same_alerts(bootstrap, chain_topics, start_pipeline, tmp_path):
+    topics = chain_topics
     rules = tmp_path / "rules.yaml"
     document = yaml.safe_load(packaged_rules_path().read_text(encoding="utf-8"))
     document["rules"].append(GDELT_RULE)
@@ -70,14 +71,6 @@ def test_backtest_and_streaming_jobs_raise_the_same_alerts(bootstrap, make_topic
     first_end = {a["id"]: a["window_end"] for a in raised if a["sequence"] == 1}
     assert {a.split(":")[0] for a in expected} >= {"armed-conflict-deaths", "conflict-coverage"}
 
-    topics = {
-        "raw": make_topic("incidents", 3),
-        "signals": make_topic("signals", 3),
-        "alerts": make_topic("alerts", 3),
-        "dlq": make_topic("dlq"),
-        "connector_dlq": make_topic("connector-dlq"),
-        "state": make_topic("state"),
-    }
     connect(bootstrap, topics, "ucdp", str(UCDP))
     connect(bootstrap, topics, "gdelt", "--dir", str(GDELT))
     client = {"bootstrap_servers": bootstrap}
