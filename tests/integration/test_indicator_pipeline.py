@@ -105,8 +105,12 @@ def gdelt_rows():
 
 
 def expected_signals(rules: dict, places: dict[str, dict]) -> dict[str, tuple[int, int, int]]:
-    """signal id -> (count, fatalities, distinct sources), computed from the files."""
-    events = []  # (record id, event ms, deaths, indicator ids)
+    """signal id -> (count, fatalities, distinct sources), computed from the files.
+
+    Distinct sources: the distinct publishers of a window's events, or the largest number of sources one
+    of them reports for itself (UCDP number_of_sources, GDELT NumSources) when that is larger. An event
+    known only within a span of days longer than a window is not in that window."""
+    events = []  # (record id, event ms, deaths, indicator ids, reported sources, span in days)
     for row in gdelt_rows():
         record_id = f"gdelt2:{row['GLOBALEVENTID']}"
         code, goldstein = row["EventCode"], float(row["GoldsteinScale"])
@@ -117,7 +121,7 @@ def expected_signals(rules: dict, places: dict[str, dict]) -> dict[str, tuple[in
             and (r["goldstein_max"] is None or goldstein <= r["goldstein_max"])
         ]
         day = dt.datetime.strptime(row["SQLDATE"], "%Y%m%d").replace(tzinfo=dt.UTC)
-        events.append((record_id, int(day.timestamp() * 1000), 0, matched))
+        events.append((record_id, int(day.timestamp() * 1000), 0, matched, int(row["NumSources"] or 1), 1))
     with UCDP.open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):
             record_id = f"ucdp-ged:{row['id']}"
@@ -128,10 +132,14 @@ def expected_signals(rules: dict, places: dict[str, dict]) -> dict[str, tuple[in
                 if violence in r["ucdp"] and (r["min_deaths"] is None or deaths >= r["min_deaths"])
             ]
             start = dt.datetime.fromisoformat(row["date_start"][:10]).replace(tzinfo=dt.UTC)
-            events.append((record_id, int(start.timestamp() * 1000), deaths, matched))
+            end = dt.datetime.fromisoformat(row["date_end"][:10]).replace(tzinfo=dt.UTC)
+            span = (end - start).days + 1
+            sources = int(row["number_of_sources"]) if row["number_of_sources"].strip() else 1
+            events.append((record_id, int(start.timestamp() * 1000), deaths, matched, sources, span))
 
     ids, deaths_by, origins = defaultdict(set), defaultdict(int), defaultdict(set)
-    for record_id, event_ms, deaths, matched in events:
+    reported = defaultdict(lambda: 1)
+    for record_id, event_ms, deaths, matched, sources, span in events:
         place = places.get(record_id)
         if place is None or not place["country"] or not matched:
             continue  # rejected by its connector, or not located, or no indicator
@@ -139,6 +147,8 @@ def expected_signals(rules: dict, places: dict[str, dict]) -> dict[str, tuple[in
         origin = host or record_id.split(":")[0]
         keys = [place["country"]] + ([f"{place['country']}/{place['admin1']}"] if place["admin1"] else [])
         for size, period in WINDOWS:
+            if span > 1 and span * 86_400_000 > size:
+                continue  # a month-long span cannot be placed in a week
             last_start = event_ms - event_ms % period
             for start in range(last_start - size + period, last_start + 1, period):
                 for indicator in matched:
@@ -147,7 +157,8 @@ def expected_signals(rules: dict, places: dict[str, dict]) -> dict[str, tuple[in
                         ids[sid].add(record_id)
                         deaths_by[sid] += deaths
                         origins[sid].add(origin)
-    return {sid: (len(ids[sid]), deaths_by[sid], len(origins[sid])) for sid in ids}
+                        reported[sid] = max(reported[sid], sources)
+    return {sid: (len(ids[sid]), deaths_by[sid], max(len(origins[sid]), reported[sid])) for sid in ids}
 
 
 # ---------------------------------------------------------------------------------------------- tests
