@@ -57,6 +57,14 @@ def rule_windows(ruleset: RuleSet) -> tuple[list[WindowSpec], bool]:
     return [specs[k] for k in sorted(specs)], any(r.per == "region" for r in ruleset.rules)
 
 
+def rule_indicators(ruleset: RuleSet) -> dict[str, frozenset[str]]:
+    """Window label -> the indicators some rule reads in windows of that spec."""
+    wanted: dict[str, set[str]] = {}
+    for rule in ruleset.rules:
+        wanted.setdefault(rule.spec.label(), set()).update(rule.read_ids)
+    return {label: frozenset(ids) for label, ids in wanted.items()}
+
+
 def _ms(day: dt.date) -> int:
     return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp() * 1000)
 

@@ -54,8 +54,15 @@ def settings_for(ruleset: RuleSet, catalogue: Catalogue):
     from tocsin.pipelines.indicators.job import Settings
 
     windows, by_region = replay.rule_windows(ruleset)
-    # Final panes only: no early panes, no lateness (in batch every record is on time).
-    return Settings(catalogue, windows, allowed_lateness_s=0, by_region=by_region)
+    # Final panes only: no early panes, no lateness (in batch every record is on time); and only the
+    # indicators each window spec's rules read.
+    return Settings(
+        catalogue,
+        windows,
+        allowed_lateness_s=0,
+        by_region=by_region,
+        indicators_by_window=replay.rule_indicators(ruleset),
+    )
 
 
 def run(job: Backtest) -> dict:

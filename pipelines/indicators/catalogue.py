@@ -183,6 +183,9 @@ class MatchRules(StrictModel):
     # Civilians killed, whatever the type of violence (UCDP deaths_civilians): most civilians are killed
     # in state-based and non-state fighting, not in one-sided violence.
     min_civilian_deaths: int | None = Field(default=None, ge=1)
+    # Every observation (of the indicator's source types): the volume of reports a rule takes a share
+    # of (`share_of`), so that a country's alerts do not simply follow how much is written about it.
+    every_report: bool = False
     keywords: dict[Language, Keywords] = {}
 
     @model_validator(mode="after")
@@ -196,6 +199,7 @@ class MatchRules(StrictModel):
             and not self.ucdp_violence_types
             and not self.keywords
             and self.min_civilian_deaths is None
+            and not self.every_report
         ):
             raise ValueError(
                 "match needs at least one of cameo, ucdp_violence_types, min_civilian_deaths, keywords"
@@ -211,7 +215,7 @@ SourceTypeName = Literal[
 class Indicator(StrictModel):
     id: IndicatorId
     title: Text
-    risk_factors: list[RiskFactor] = Field(min_length=1)
+    risk_factors: list[RiskFactor] = []  # at least one, unless the indicator counts every report
     framework_indicators: list[FrameworkIndicator] = []
     description: Text
     sources: list[Text] = Field(min_length=1)
@@ -227,6 +231,8 @@ class Indicator(StrictModel):
     @model_validator(mode="after")
     def _risk_factors_agree(self) -> Indicator:
         problems = []
+        if not self.risk_factors and not self.match.every_report:
+            raise ValueError("risk_factors: at least one is needed (only an every_report indicator has none)")
         rf = RF_THEME.match(self.id.split(".", 1)[0])
         if rf and int(rf["n"]) not in self.risk_factors:
             problems.append(

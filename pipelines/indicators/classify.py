@@ -100,6 +100,7 @@ class IndicatorMatcher:
     min_civilian_deaths: int | None = None
     deaths: str = "all"
     source_types: frozenset[str] | None = None  # None: every kind of source
+    every_report: bool = False
 
 
 def _language_matcher(
@@ -154,6 +155,7 @@ def compile_indicator(
         min_civilian_deaths=rules.min_civilian_deaths,
         deaths=indicator.deaths,
         source_types=frozenset(indicator.source_types) if indicator.source_types else None,
+        every_report=rules.every_report,
     )
 
 
@@ -239,7 +241,7 @@ def classify(catalogue: Catalogue, observation: dict) -> list[Match]:
     for m in compiled:
         if m.source_types is not None and source_type not in m.source_types:
             continue
-        reasons: list[str] = []
+        reasons: list[str] = ["a report (every report counts)"] if m.every_report else []
         if codes and m.cameo:
             hit = level = None
             for level in m.cameo:  # the most specific level first: event, base, root

@@ -31,6 +31,8 @@ def explain(catalogue: Catalogue, observation: dict) -> dict:
     matches = []
     for match in classify(catalogue, observation):
         indicator = catalogue.by_id(match.indicator_id)
+        if indicator.match.every_report:
+            continue  # the volume of reports: every report counts, which says nothing of this one
         matches.append(
             {
                 "indicator": match.indicator_id,

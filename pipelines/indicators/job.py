@@ -49,6 +49,7 @@ class Settings:
         input_topics: tuple[str, ...] = DEFAULT_INPUTS,
         observations_topic: str | None = None,
         signals_topic: str = "tocsin.signals.v1",
+        indicators_by_window: dict[str, frozenset[str]] | None = None,
     ):
         self.catalogue = catalogue
         self.windows = windows
@@ -59,6 +60,7 @@ class Settings:
         self.input_topics = input_topics
         self.observations_topic = observations_topic
         self.signals_topic = signals_topic
+        self.indicators_by_window = indicators_by_window
 
     def signals(self, emit_after_ms: int | None = None) -> IndicatorSignals:
         return IndicatorSignals(
@@ -69,6 +71,7 @@ class Settings:
             early_count=self.early_count,
             early_seconds=self.early_seconds,
             emit_after_ms=emit_after_ms,
+            indicators_by_window=self.indicators_by_window,
         )
 
 

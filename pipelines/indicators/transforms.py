@@ -139,10 +139,16 @@ class _FormatSignal(beam.DoFn):
 
 
 class _FitsWindow(beam.DoFn):
-    def __init__(self, size_s: int):
+    """The hits a window spec counts: of the indicators asked for it (all by default), and of events
+    that can be placed in a window that long."""
+
+    def __init__(self, size_s: int, indicators: frozenset[str] | None = None):
         self.size_days = size_s / 86_400
+        self.indicators = indicators
 
     def process(self, element):
+        if self.indicators is not None and element[0][0] not in self.indicators:
+            return
         if element[1][SPAN] <= self.size_days or element[1][SPAN] == 1:
             yield element
         else:
@@ -171,10 +177,15 @@ class WindowSignals(beam.PTransform):
         early_count: int | None = None,
         early_seconds: float | None = None,
         emit_after_ms: int | None = None,
+        indicators_by_window: dict[str, frozenset[str]] | None = None,
     ):
         super().__init__()
         if not windows:
             raise ValueError("at least one window is needed")
+        # Window label -> the indicators to signal in it (default: every indicator in every window). A
+        # replay for rules asks only for what they read: a volume of reports in hourly windows is
+        # hundreds of thousands of panes no rule looks at.
+        self.indicators_by_window = indicators_by_window
         self.risk_factors = {i.id: list(i.risk_factors) for i in catalogue.indicators}
         self.windows = list(windows)
         self.allowed_lateness_s = allowed_lateness_s
@@ -196,7 +207,8 @@ class WindowSignals(beam.PTransform):
                 # An event known only to lie within a month or a year cannot be placed in a week: it is
                 # kept out of windows shorter than its span (a year's deaths on its first day would be
                 # the largest spike of the year), and counted in windows at least that long.
-                | f"Fits {label}" >> beam.ParDo(_FitsWindow(spec.size_s))
+                | f"Fits {label}"
+                >> beam.ParDo(_FitsWindow(spec.size_s, (self.indicators_by_window or {}).get(label)))
                 | f"Window {label}"
                 >> beam.WindowInto(
                     fn,

@@ -11,6 +11,10 @@ one window spec (`window: 1d/1h`) per country (or per region with `per: region`)
                  media coverage is its own yardstick;
 - risk_score     0-100 across indicators: sum of weight * min(value / saturation, 1), over the weights.
 
+With `share_of: volume.reports` a threshold, rate or anomaly rule measures its field as a percentage of all
+the place's reports in the window, so that coverage rising or falling does not by itself raise or resolve
+an alert; `min_value` still applies to the field itself.
+
 `levels` maps severities (watch < warning < critical) to the value each needs; the alert fires at the
 lowest level once the value reached it in `for` consecutive windows with at least `min_sources` distinct
 sources, and resolves only when the value falls below `resolve_below` (hysteresis; default the lowest
@@ -45,6 +49,7 @@ ONLY_FOR = {
     "min_history": ("anomaly",),
     "method": ("anomaly",),
     "min_value": ("rate_of_change", "anomaly"),
+    "share_of": ("threshold", "rate_of_change", "anomaly"),
 }
 
 
@@ -75,6 +80,9 @@ class Rule(StrictModel):
     min_history: int | None = Field(default=None, ge=2)
     method: Literal["zscore", "ratio"] | None = None
     min_value: float | None = Field(default=None, ge=0)
+    # Measure the field as a percentage of this indicator's count in the same window (the volume of
+    # reports, `volume.reports`): a share of coverage, not a number of reports.
+    share_of: str | None = None
 
     @field_validator("id")
     @classmethod
@@ -169,7 +177,13 @@ class Rule(StrictModel):
 
     @property
     def indicator_ids(self) -> tuple[str, ...]:
+        """The indicators the rule measures (its alerts' indicators and risk factors)."""
         return tuple(sorted(self.indicators)) if self.indicators else (self.indicator,)
+
+    @property
+    def read_ids(self) -> tuple[str, ...]:
+        """The indicators whose signals the rule reads: those it measures and the one it divides by."""
+        return (*self.indicator_ids, self.share_of) if self.share_of else self.indicator_ids
 
     @property
     def history_windows(self) -> int:
@@ -212,7 +226,7 @@ class RuleSet(BaseModel):
         return [
             r
             for r in self.rules
-            if indicator_id in r.indicator_ids
+            if indicator_id in r.read_ids
             and r.per == per
             and r.size_ms == end_ms - start_ms
             and end_ms % r.period_ms == 0
@@ -267,6 +281,8 @@ def parse_rules(data: Any, catalogue: Catalogue) -> RuleSet:
                 errors.extend(_indicator_errors(f"{where}.indicator", raw["indicator"], known))
             for name in str_keys(raw.get("indicators")):
                 errors.extend(_indicator_errors(f"{where}.indicators.{name}", name, known))
+            if isinstance(raw.get("share_of"), str):
+                errors.extend(_indicator_errors(f"{where}.share_of", raw["share_of"], known))
     if errors:
         raise RulesError(errors)
     risk_factors = {i.id: tuple(i.risk_factors) for i in catalogue.indicators}

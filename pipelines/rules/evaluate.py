@@ -32,6 +32,16 @@ def field_at(series: dict, end: int, indicator: str, name: str) -> float:
     return float(series.get(end, {}).get(indicator, {}).get(name, 0))
 
 
+def measured_at(rule: Rule, series: dict, end: int) -> float:
+    """The rule's field at one window, as a percentage of its `share_of` indicator's count if it has one
+    (0 when the place had no report at all then)."""
+    value = field_at(series, end, rule.indicator, rule.field)
+    if rule.share_of is None:
+        return value
+    volume = field_at(series, end, rule.share_of, "count")
+    return 100.0 * value / volume if volume else 0.0
+
+
 def measure(rule: Rule, series: dict, first_end: int | None, end: int) -> tuple[float, float, bool, list]:
     """(value, current, ready, explaining values) of a rule at one window end."""
     size = rule.size_ms
@@ -44,8 +54,8 @@ def measure(rule: Rule, series: dict, first_end: int | None, end: int) -> tuple[
             parts.append(_value(f"{name} {rule.field} (weight {w.weight:g})", v, w.saturation, ">="))
         score = round(100.0 * score / total, 2)
         return score, score, True, parts
-    current = field_at(series, end, rule.indicator, rule.field)
-    name = f"{rule.indicator} {rule.field}"
+    current = measured_at(rule, series, end)
+    name = f"{rule.indicator} {rule.field}" + (f" % of {rule.share_of}" if rule.share_of else "")
     if rule.kind == "threshold":
         return current, current, True, []
     # Only windows since the place's first signal are history: before that nothing is known (a country's
@@ -53,7 +63,7 @@ def measure(rule: Rule, series: dict, first_end: int | None, end: int) -> tuple[
     back = rule.previous_windows if rule.kind == "rate_of_change" else rule.baseline_windows
     ends = [end - k * size for k in range(1, back + 1)]
     known = [e for e in ends if first_end is not None and e >= first_end]
-    history = [field_at(series, e, rule.indicator, rule.field) for e in known]
+    history = [measured_at(rule, series, e) for e in known]
     if rule.kind == "rate_of_change":
         if not history:
             return 0.0, current, False, [_value("previous windows known", 0, 1, ">=")]
@@ -77,7 +87,8 @@ def measure(rule: Rule, series: dict, first_end: int | None, end: int) -> tuple[
 def evaluate(rule: Rule, series: dict, first_end: int | None, end: int) -> Evaluation:
     value, current, ready, extra = measure(rule, series, first_end, end)
     value = round(value, 4)
-    floor_ok = current >= rule.floor
+    raw = current if rule.kind == "risk_score" else field_at(series, end, rule.indicator, rule.field)
+    floor_ok = raw >= rule.floor
     level = None
     if ready and floor_ok:
         reached = [s for s in SEVERITIES if s in rule.levels and value >= rule.levels[s]]
@@ -87,7 +98,7 @@ def evaluate(rule: Rule, series: dict, first_end: int | None, end: int) -> Evalu
     threshold = rule.levels[level] if level else min(rule.levels.values())
     values = [_value(_measured(rule), value, threshold, ">="), *extra]
     if rule.floor:
-        values.append(_value(f"{rule.indicator} {rule.field}", current, rule.floor, ">="))
+        values.append(_value(f"{rule.indicator} {rule.field}", raw, rule.floor, ">="))
     values.append(_value("distinct sources", sources, rule.min_sources, ">="))
     return Evaluation(value, current, level, active, sources, values, _evidence(rule, series, end))
 
@@ -101,7 +112,7 @@ def breached(rule: Rule, series: dict, first_end: int | None, end: int) -> bool:
 def _measured(rule: Rule) -> str:
     if rule.kind == "risk_score":
         return "risk score (0-100)"
-    base = f"{rule.indicator} {rule.field}"
+    base = f"{rule.indicator} {rule.field}" + (f" % of {rule.share_of}" if rule.share_of else "")
     if rule.kind == "rate_of_change":
         return f"{base} / mean of previous {rule.previous_windows} windows"
     if rule.kind == "anomaly":

@@ -46,6 +46,7 @@ def test_packaged_catalogue_loads_and_covers_the_required_risk_factors():
         "rf12.plan_or_policy",
         "rf13.threats_of_violence",
         "rf14.threats_to_humanitarian_and_peacekeeping",
+        "volume.reports",
         "sgbv.sexual_violence",
         "displacement.forced_displacement",
     ]
@@ -200,7 +201,7 @@ CASES = [
     ),
     (
         {"risk_factors": []},
-        "indicators.0.risk_factors: List should have at least 1 item after validation, not 0",
+        "indicators.0: risk_factors: at least one is needed (only an every_report indicator has none)",
     ),
     (
         {"framework_indicators": ["7"]},

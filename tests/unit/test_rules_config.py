@@ -80,6 +80,7 @@ def errors(catalogue, *rules, version=1):
         ),
         ({"id": "Bad Id"}, "rules.0.id: rule id 'Bad Id' must be lower case words joined by '-', '_' or '.'"),
         ({"description": ""}, "rules.0.description: String should have at least 1 character"),
+        ({"share_of": "volume.nope"}, "rules.0.share_of: indicator 'volume.nope' is not in the catalogue"),
     ],
 )
 def test_each_config_error_has_an_exact_message(catalogue, change, message):
@@ -176,3 +177,22 @@ def test_signals_are_routed_to_the_rules_reading_them(catalogue):
         )
     ] == ["attacks-on-civilians"]
     assert ruleset.reading("rf1.armed_conflict", midnight - week, midnight, regional=True) == []
+
+
+def test_a_share_rule_reads_the_volume_it_divides_by(catalogue):
+    rule = {**GOOD, "window": "7d/1d", "indicator": "rf2.killings_reported", "share_of": "volume.reports"}
+    ruleset = parse_rules({"version": 1, "rules": [rule]}, catalogue)
+    (parsed,) = ruleset.rules
+    assert parsed.indicator_ids == ("rf2.killings_reported",)  # what its alerts are about
+    day = 86_400_000
+    end = 1_700_000_000_000 // day * day
+    assert [r.id for r in ruleset.reading("volume.reports", end - 7 * day, end, regional=False)] == ["r1"]
+    score = {
+        **GOOD,
+        "kind": "risk_score",
+        "indicators": {"rf1.armed_conflict": {"weight": 1, "saturation": 1}},
+    }
+    del score["indicator"]
+    assert errors(catalogue, score | {"share_of": "volume.reports"}) == [
+        "rules.0: 'share_of' is only for kind threshold or rate_of_change or anomaly"
+    ]

@@ -351,3 +351,40 @@ def test_risk_score_is_decided_once_per_window_from_all_its_indicators(catalogue
     ruleset = RuleSet(version=1, rules=(rule,), risk_factors=rfs)
     for ordered in (window, window[::-1]):
         assert [(a["status"], a["severity"]) for a in dry_run(ruleset, ordered)] == [("FIRING", "CRITICAL")]
+
+
+def test_a_share_rule_measures_a_percentage_of_all_reports_and_its_floor_on_the_count(catalogue):
+    """Twice the reports of killings in a week of twice the coverage is the same share: no alert."""
+    from tocsin.pipelines.rules.evaluate import evaluate
+
+    rule, _ = rule_of(
+        catalogue,
+        kind="anomaly",
+        indicator="rf2.killings_reported",
+        share_of="volume.reports",
+        baseline=3,
+        min_history=2,
+        method="zscore",
+        min_value=3,
+        levels={"watch": 3},
+    )
+
+    def week(hour, killings, reports):
+        return {
+            T0 + hour * H: {
+                "rf2.killings_reported": {"count": killings},
+                "volume.reports": {"count": reports},
+            }
+        }
+
+    steady = week(-6, 2, 100) | week(-4, 4, 200) | week(-2, 6, 300) | week(0, 12, 600)  # 2 % each
+    flat = evaluate(rule, steady, T0 - 6 * H, T0)  # "2h/1h": windows 2 h apart; 6x the coverage
+    assert flat.current == 2.0 and flat.level is None
+    shift = steady | week(2, 30, 300)  # 10 % of the coverage: killings are what is reported now
+    risen = evaluate(rule, shift, T0 - 6 * H, T0 + 2 * H)
+    assert (risen.current, risen.level) == (10.0, "watch")
+    assert risen.values[0]["name"] == (
+        "rf2.killings_reported count % of volume.reports z-score against 3-window baseline"
+    )
+    few = evaluate(rule, steady | week(2, 2, 10), T0 - 6 * H, T0 + 2 * H)  # 20 %, but 2 reports < 3
+    assert (few.current, few.level) == (20.0, None)
