@@ -82,6 +82,19 @@ def origin_of(source: str, url: str | None) -> str:
     return source
 
 
+# Hosts that republish others' reports: behind them, the report's own publisher (its author organisation,
+# as the ReliefWeb API names it) is the origin, so reports of OCHA and of UNMISS are two sources, not one.
+AGGREGATOR_HOSTS = frozenset({"reliefweb.int"})
+
+
+def news_origin(record: dict) -> str:
+    origin = origin_of(record["source"], record.get("link"))
+    authors = [a.strip() for a in record.get("authors") or () if isinstance(a, str) and a.strip()]
+    if origin in AGGREGATOR_HOSTS and authors:
+        return " ".join(fold(authors[0]).split())
+    return origin
+
+
 def dedup_key(source_type: str, record_id: str, country: str | None, title: str | None) -> str:
     if source_type in STRUCTURED or not title:
         return f"record:{record_id}"
@@ -186,7 +199,7 @@ def from_news(record: dict) -> dict:
         "civilian_fatalities": 0,
         "span_days": 1,
         "dedup_key": key,
-        "origin": origin_of(record["source"], record.get("link")),
+        "origin": news_origin(record),
     }
 
 

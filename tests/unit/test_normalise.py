@@ -162,3 +162,15 @@ def test_deaths_a_report_states_in_words_become_its_fatalities():
     # A count the source gives is kept as given, even where its words say another number.
     counted = {**report, "title": "12 killed", "fatalities": {"best": 9}}
     assert from_incident(counted)["fatalities"] == 9
+
+
+def test_an_aggregators_report_is_its_publishers():
+    """ReliefWeb republishes: two organisations' reports of one event are two sources, not one host."""
+    report = {"id": "reliefweb:1", "source": "reliefweb", "event_time": 0, "title": "Attack on Bor",
+              "link": "https://reliefweb.int/report/south-sudan/attack-bor",
+              "authors": ["UN Mission in South Sudan"]}  # fmt: skip
+    assert from_news(report)["origin"] == "un mission in south sudan"
+    assert from_news({**report, "authors": ["OCHA"]})["origin"] == "ocha"
+    assert from_news({**report, "authors": []})["origin"] == "reliefweb.int"  # publisher unknown: the host
+    direct = {**report, "link": "https://www.unmissions.org/attack-bor", "authors": ["UNMISS"]}
+    assert from_news(direct)["origin"] == "unmissions.org"  # a publisher's own site is its own origin
