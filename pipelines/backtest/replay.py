@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tocsin.pipelines.indicators.normalise import NormaliseError, normalise
 from tocsin.pipelines.rules.config import RuleSet
 from tocsin.pipelines.windowspec import WindowSpec
 
@@ -79,8 +78,7 @@ def read_observations(
 ) -> tuple[list[Path], ReplayStats]:
     """Normalise every record of the (file, country) inputs into JSON-lines shards in `workdir`; dead
     letters beside them. The country is for files that do not say theirs (a ReliefWeb listing)."""
-    from tocsin.connectors.base import Reject
-    from tocsin.connectors.files import read_records
+    from tocsin.pipelines.indicators.job import dead_letter_json, normalised_files
 
     stats = ReplayStats()
     lo = _ms(start) if start else None
@@ -90,17 +88,11 @@ def read_observations(
     letters = (workdir / "deadletters.jsonl").open("w", encoding="utf-8")
     try:
         for path, country in inputs:
-            for label, position, schema, item in read_records(path, country=country):
+            for observation, letter in normalised_files(path, country, stage=STAGE):
                 stats.events += 1
-                advance(label, 1)
-                if isinstance(item, Reject):
-                    _letter(letters, label, position, item.reason, item.errors)
-                    stats.dead_letters += 1
-                    continue
-                try:
-                    observation = normalise(schema, item)
-                except NormaliseError as error:
-                    _letter(letters, label, position, error.reason, error.errors)
+                advance(path.name, 1)
+                if letter is not None:
+                    letters.write(json.dumps(dead_letter_json(letter), sort_keys=True) + "\n")
                     stats.dead_letters += 1
                     continue
                 t = observation["event_time"]
@@ -120,15 +112,6 @@ def read_observations(
         if out is not None:
             out.close()
     return shards, stats
-
-
-def _letter(out, source: str, position, reason: str, errors: list[str]) -> None:
-    out.write(
-        json.dumps(
-            {"stage": STAGE, "source": source, "position": position, "reason": reason, "errors": errors}
-        )
-        + "\n"
-    )
 
 
 def compute_signals(shards: list[Path], settings, workdir: Path, beam_args: list[str]) -> list[Path]:

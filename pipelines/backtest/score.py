@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tocsin.pipelines.backtest.episodes import Episode
+from tocsin.pipelines.rules.lifecycle import epoch_ms
 
 SEVERITIES = ("watch", "warning", "critical")
 DAY_MS = 86_400_000
@@ -96,8 +97,8 @@ def spans(alerts: Iterable[dict], period: Period) -> list[Span]:
         for here, after in zip(seq, [*seq[1:], None], strict=True):
             if here["status"] == "RESOLVED":
                 break
-            start = day_of(_ms(here["window_end"]))
-            end = stop if after is None else day_of(_ms(after["window_end"]))
+            start = day_of(epoch_ms(here["window_end"]))
+            end = stop if after is None else day_of(epoch_ms(after["window_end"]))
             end = max(end, start + 1) if not segments else end  # an alert lasts at least the day it fired
             if end > start:
                 segments.append(Segment(start, min(end, stop), SEVERITIES.index(here["severity"].lower())))
@@ -105,10 +106,6 @@ def spans(alerts: Iterable[dict], period: Period) -> list[Span]:
         if segments:
             out.append(Span(alert_id, seq[0]["rule_id"], seq[0]["country"], tuple(segments)))
     return out
-
-
-def _ms(value) -> int:
-    return int(value.timestamp() * 1000) if isinstance(value, dt.datetime) else int(value)
 
 
 def warning_span(episode: Episode, horizon_days: int, period: Period) -> tuple[int, int]:

@@ -126,39 +126,51 @@ def build_streaming(pipeline, opts: KafkaOptions, client: dict, settings: Settin
 # ---------------------------------------------------------------------------------------------- batch
 
 
-def observations_from_files(paths: list[Path], country: str | None = None):
-    """(observations, dead letters) from every file (or directory of GDELT exports) tocsin has a parser
-    for: UCDP GED and ReliefWeb listing CSV, GDELT exports, ReliefWeb API JSON, RSS/Atom (see
-    connectors/files.py). `country` (ISO alpha-3) is the country of ReliefWeb listing rows that name none.
-    A file of no known format, or one that cannot be read, raises BadFile (UnknownFormat,
-    MissingColumns...); ValueError if `country` is not an ISO alpha-3 code."""
+def normalised_files(path: Path, country: str | None = None, stage: str = STAGE):
+    """(observation, None) or (None, dead letter) for every record of a file (or directory of GDELT
+    exports) tocsin has a parser for: UCDP GED and ReliefWeb listing CSV, GDELT exports, ReliefWeb API
+    JSON, RSS/Atom (see connectors/files.py). `country` (ISO alpha-3) is the country of ReliefWeb listing
+    rows that name none. A file of no known format, or one that cannot be read, raises BadFile
+    (UnknownFormat, MissingColumns...); ValueError if `country` is not an ISO alpha-3 code."""
     from tocsin.connectors.base import Reject
     from tocsin.connectors.files import read_records
     from tocsin.serde.dead_letter import dead_letter
 
+    for source, _, schema, item in read_records(path, country):
+        if isinstance(item, Reject):
+            yield (
+                None,
+                dead_letter(
+                    stage=stage, reason=item.reason, errors=item.errors, payload=item.raw, source=source
+                ),
+            )
+            continue
+        try:
+            yield normalise(schema, item), None
+        except NormaliseError as error:
+            yield (
+                None,
+                dead_letter(
+                    stage=stage, reason=error.reason, errors=error.errors, payload=repr(item), source=source
+                ),
+            )
+
+
+def observations_from_files(paths: list[Path], country: str | None = None):
+    """(observations, dead letters) from every file: see `normalised_files`."""
     observations, letters = [], []
     for path in paths:
-        for source, _, schema, item in read_records(path, country):
-            if isinstance(item, Reject):
-                letters.append(
-                    dead_letter(
-                        stage=STAGE, reason=item.reason, errors=item.errors, payload=item.raw, source=source
-                    )
-                )
-                continue
-            try:
-                observations.append(normalise(schema, item))
-            except NormaliseError as error:
-                letters.append(
-                    dead_letter(
-                        stage=STAGE,
-                        reason=error.reason,
-                        errors=error.errors,
-                        payload=repr(item),
-                        source=source,
-                    )
-                )
+        for observation, letter in normalised_files(path, country):
+            if letter is None:
+                observations.append(observation)
+            else:
+                letters.append(letter)
     return observations, letters
+
+
+def dead_letter_json(letter: dict) -> dict:
+    """A dead letter as a JSON-able dict, for the dead-letter files of batch replays."""
+    return {**letter, "at": letter["at"].isoformat(), "key": None, "payload": repr(letter["payload"])}
 
 
 def observations_from_topics(client: dict, topics) -> tuple[list, list]:
@@ -333,10 +345,7 @@ def run(argv: list[str] | None = None) -> None:
             Path(letters_path).write_text("")
             return (
                 letters_pc
-                | "AsJson"
-                >> beam.Map(
-                    lambda d: {**d, "at": d["at"].isoformat(), "key": None, "payload": repr(d["payload"])}
-                )
+                | "AsJson" >> beam.Map(dead_letter_json)
                 | "WriteLetters" >> beam.ParDo(_WriteJsonLines(letters_path))
             )
         return (
