@@ -55,7 +55,7 @@ def measure(rule: Rule, series: dict, first_end: int | None, end: int) -> tuple[
         score = round(100.0 * score / total, 2)
         return score, score, True, parts
     current = measured_at(rule, series, end)
-    name = f"{rule.indicator} {rule.field}" + (f" % of {rule.share_of}" if rule.share_of else "")
+    name = _series_name(rule)
     if rule.kind == "threshold":
         return current, current, True, []
     # Only windows since the place's first signal are history: before that nothing is known (a country's
@@ -112,13 +112,18 @@ def breached(rule: Rule, series: dict, first_end: int | None, end: int) -> bool:
 def _measured(rule: Rule) -> str:
     if rule.kind == "risk_score":
         return "risk score (0-100)"
-    base = f"{rule.indicator} {rule.field}" + (f" % of {rule.share_of}" if rule.share_of else "")
+    base = _series_name(rule)
     if rule.kind == "rate_of_change":
         return f"{base} / mean of previous {rule.previous_windows} windows"
     if rule.kind == "anomaly":
         how = "z-score" if rule.anomaly_method == "zscore" else "ratio to mean"
         return f"{base} {how} against {rule.baseline_windows}-window baseline"
     return base
+
+
+def _series_name(rule: Rule) -> str:
+    """What a threshold, rate or anomaly rule reads: its indicator's field, or its share of a volume."""
+    return f"{rule.indicator} {rule.field}" + (f" % of {rule.share_of}" if rule.share_of else "")
 
 
 def _value(name: str, value: float, threshold: float, comparator: str) -> dict:
