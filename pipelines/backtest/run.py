@@ -163,10 +163,10 @@ def _sweeps(job: Backtest, signals, countries, period, progress) -> list[dict]:
             progress.advance(task)
             return dry_run(variant, signals)
 
-        def judge(alerts, rule_id=rule_id):
-            return score.score(alerts, job.episodes, countries, period, job.horizon_days, [rule_id])[
-                "totals"
-            ]["rules"][rule_id]
+        def judge(alerts):  # the variant raised alerts of its one rule only: their totals are its own
+            return score.totals(
+                score.spans(alerts, period), job.episodes, countries, period, job.horizon_days
+            )
 
         out.append(sweep(job.ruleset, rule_id, values, decide, judge))
     return out
