@@ -82,10 +82,18 @@ class LanguageMatcher:
     unless: re.Pattern | None = None  # a text holding one of these terms does not match
 
 
-def terms_regex(terms) -> re.Pattern:
-    """One regex for folded terms, on word boundaries, longest first (`*` ends a stem)."""
-    body = "|".join(_term_regex(t) for t in sorted(terms, key=lambda t: (-len(t), t)))
+def _alternation(terms) -> str:
+    """Folded terms as one alternation, longest first (so a phrase wins over its first word)."""
+    return "|".join(_term_regex(t) for t in sorted(terms, key=lambda t: (-len(t), t)))
+
+
+def _on_word_boundaries(body: str) -> re.Pattern:
     return re.compile(r"(?<!\w)(?:" + body + r")(?!\w)")
+
+
+def terms_regex(terms) -> re.Pattern:
+    """One regex for folded terms, on word boundaries (`*` ends a stem)."""
+    return _on_word_boundaries(_alternation(terms))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +120,7 @@ def _language_matcher(
     for term in terms:
         by_origin.setdefault(term.origin, []).append(term.text)
     for number, (origin, texts) in enumerate(by_origin.items()):
-        body = "|".join(_term_regex(t) for t in sorted(texts, key=lambda t: (-len(t), t)))
-        alternatives.append(f"(?P<t{number}>{body})")
+        alternatives.append(f"(?P<t{number}>{_alternation(texts)})")
         label = f"({language})" if origin is None else f"({language}, {origin})"
         groups.append((f"t{number}", "keyword '{span}' " + label))
     for number, pattern in enumerate(patterns):
@@ -121,7 +128,7 @@ def _language_matcher(
         groups.append((f"p{number}", f"pattern {pattern!r} matched '{{span}}' ({language})"))
     if not alternatives:
         return None
-    regex = re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)")
+    regex = _on_word_boundaries("|".join(alternatives))
     return LanguageMatcher(regex, tuple(groups), terms_regex(unless) if unless else None)
 
 
