@@ -147,7 +147,7 @@ def _read(job: Backtest, work: Path, advance):
 
 def _period(job: Backtest, stats: replay.ReplayStats) -> score.Period:
     def day(ms):
-        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).date()
+        return dt.date.fromordinal(score.day_of(ms))
 
     first = job.start or (day(stats.first_ms) if stats.first_ms is not None else dt.date.today())
     last = job.end or (day(stats.last_ms) if stats.last_ms is not None else first)
