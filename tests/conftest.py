@@ -20,6 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # The project's shared real data sits beside the checkout; TOCSIN_SHARED_DATA points elsewhere.
 DATA = Path(os.environ.get("TOCSIN_SHARED_DATA", ROOT.parent / "shared" / "data"))
 FIXTURES = Path(__file__).parent / "fixtures"
+# Tests on the fuller real data: skipped, with the reason, in a clone that has no shared data beside it.
+needs_shared_data = pytest.mark.skipif(
+    not DATA.is_dir(), reason="needs the project's shared real data (../shared/data or TOCSIN_SHARED_DATA)"
+)
 
 
 @pytest.fixture(scope="session")

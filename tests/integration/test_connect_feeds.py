@@ -142,6 +142,7 @@ def rss_sink(bootstrap: str, url: str, topics: dict) -> ConnectorSink:
     )
 
 
+@conftest.needs_shared_data
 def test_conditional_get_changed_feed_and_restart_read_each_item_once(bootstrap, topics, server):
     original = (RSS / "reliefweb_updates_ukraine_2020-09-17.rss.xml").read_bytes()
     served = server.paths["/ukr.xml"] = Served(original)
@@ -207,6 +208,7 @@ MALFORMED = b"""<?xml version="1.0" encoding="utf-8"?>
 </channel></rss>"""
 
 
+@conftest.needs_shared_data
 def test_run_feeds_polls_every_feed_survives_http_errors_and_dead_letters_a_broken_item_once(
     bootstrap, topics, server
 ):
@@ -263,6 +265,7 @@ def test_run_feeds_polls_every_feed_survives_http_errors_and_dead_letters_a_brok
     ]
 
 
+@conftest.needs_shared_data
 def test_reliefweb_file_through_the_broker_once(bootstrap, topics):
     client = {"bootstrap_servers": bootstrap}
     counts = run_reliefweb(str(RELIEFWEB_JSON), client, **topics)
@@ -283,6 +286,7 @@ def test_reliefweb_file_through_the_broker_once(bootstrap, topics):
     assert len(consume(bootstrap, topics["topic"])) == 4
 
 
+@conftest.needs_shared_data
 def test_reliefweb_api_pages_resume_after_the_last_committed_page(bootstrap, topics, server):
     page1 = json.loads(RELIEFWEB_JSON.read_text())
     page1["totalCount"] = 6

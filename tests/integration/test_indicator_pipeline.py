@@ -28,7 +28,7 @@ import pytest
 import yaml
 from kafka import KafkaAdminClient, KafkaProducer
 
-from tests.conftest import DATA, connect, wait_for
+from tests.conftest import DATA, connect, needs_shared_data, wait_for
 from tocsin.connectors.gdelt import COLUMNS
 from tocsin.kafka.local_broker import free_port
 from tocsin.kafka.read import read_topic
@@ -191,6 +191,7 @@ def codes_only_catalogue(tmp_path: Path) -> Path:
     return path
 
 
+@needs_shared_data
 def test_real_gdelt_and_ucdp_data_through_connectors_become_the_expected_signals(
     bootstrap, topics, start_pipeline, tmp_path
 ):
@@ -394,6 +395,7 @@ def test_a_killed_pipeline_restarts_without_losing_or_double_counting_a_window(
 # ---------------------------------------------------------------------------------------------- batch
 
 
+@needs_shared_data
 def test_batch_mode_over_the_files_gives_the_same_signals(tmp_path):
     """The same transforms in batch over the files themselves: every window closes at the end of input."""
     import io as io_

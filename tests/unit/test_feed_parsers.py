@@ -34,6 +34,8 @@ FEED_URLS = {
     RELIEFWEB_RSS: "https://reliefweb.int/updates/rss.xml?legacy-river=country/ukr",
 }
 
+pytestmark = conftest.needs_shared_data
+
 
 def parsed(name: str) -> list[dict]:
     url = FEED_URLS[name]

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from tests.conftest import DATA, FIXTURES
+from tests.conftest import DATA, FIXTURES, needs_shared_data
 from tocsin.connectors import gdelt, ucdp
 from tocsin.connectors.base import MissingColumns, Reject
 from tocsin.connectors.replay import Pacer
@@ -16,7 +16,9 @@ from tocsin.serde.validate import validate
 
 GED_SYRIA = FIXTURES / "ucdp" / "ged_syria_19_1_excerpt.csv"
 
-GDELT_LINE = (DATA / "gdelt2" / "export_15min" / "20201113001500.export.CSV").read_text().splitlines()[0]
+
+def gdelt_line() -> str:
+    return (DATA / "gdelt2" / "export_15min" / "20201113001500.export.CSV").read_text().splitlines()[0]
 
 
 def ucdp_row(**changes) -> dict:
@@ -25,6 +27,7 @@ def ucdp_row(**changes) -> dict:
     return row | changes
 
 
+@needs_shared_data
 def test_ucdp_row_becomes_an_incident_report():
     record = ucdp.parse_row(ucdp_row(), ingested_at=1)
     assert record["id"] == "ucdp-ged:14863" and record["country"] == "SWZ"
@@ -33,6 +36,7 @@ def test_ucdp_row_becomes_an_incident_report():
     assert record["num_sources"] is None  # UCDP writes -1 for unknown
 
 
+@needs_shared_data
 def test_ucdp_reject_lists_every_error():
     reject = ucdp.parse_row(ucdp_row(best="x", date_start="", type_of_violence="4", latitude="north"))
     assert isinstance(reject, Reject) and reject.reason == "parse-error"
@@ -106,8 +110,9 @@ def test_a_ged_header_without_a_required_column_fails_before_any_row():
     )
 
 
+@needs_shared_data
 def test_gdelt_line_becomes_an_incident_report():
-    record = gdelt.parse_line(GDELT_LINE, ingested_at=1)
+    record = gdelt.parse_line(gdelt_line(), ingested_at=1)
     assert record["id"] == "gdelt2:954680550"
     assert record["event_time"] == 1605225600000  # 2020-11-13, SQLDATE
     assert (record["country"], record["admin1"], record["location_precision"]) == (
@@ -119,9 +124,10 @@ def test_gdelt_line_becomes_an_incident_report():
     assert record["tone"] == 2.63691683569979
 
 
+@needs_shared_data
 def test_gdelt_rejects():
     assert gdelt.parse_line("1\t2\t3").errors == ["3 columns, expected 61"]
-    values = GDELT_LINE.split("\t")
+    values = gdelt_line().split("\t")
     values[1], values[26], values[30] = "2020-11-13", "19x", "strong"
     assert gdelt.parse_line("\t".join(values)).errors == [
         "SQLDATE: '2020-11-13' is not a YYYYMMDD date",

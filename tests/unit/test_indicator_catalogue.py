@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATA
+from tests.conftest import DATA, needs_shared_data
 from tocsin.pipelines.indicators import CatalogueError, classify, load_catalogue, parse_catalogue
 from tocsin.pipelines.indicators.catalogue import packaged_catalogue_path
 
@@ -95,6 +95,7 @@ def test_the_required_topics_have_cameo_ucdp_or_keyword_rules():
     assert (civilians.match.min_civilian_deaths, civilians.deaths) == (1, "civilians")
 
 
+@needs_shared_data
 def test_every_cameo_code_carries_its_exact_codebook_description():
     """Each code and description is checked against the GDELT CAMEO table (whitespace normalised)."""
     table = json.loads((DATA / "gdelt2/reference/cameoCodes_gdeltPyR.json").read_text())["Description"]
