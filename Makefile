@@ -108,6 +108,12 @@ lint: setup
 bench: setup kafka-fetch prism
 	$(BIN)/python bench/kafka_pipeline_bench.py
 
+# tocsin's window-count job beside Quix Streams, Bytewax, Pathway and raw consume ceilings, on one broker;
+# each peer in a venv of its own under bench/peers/.venvs (made on first use). See bench/peers/README.md.
+.PHONY: bench-peers
+bench-peers: setup kafka-fetch prism
+	$(BIN)/python bench/peers/run.py
+
 demo: setup kafka-fetch prism
 	$(BIN)/tocsin demo
 

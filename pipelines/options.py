@@ -44,7 +44,8 @@ class KafkaOptions(PipelineOptions):
             action="store_true",
             default=False,
             help="Replays of finished data: once a partition is fully read and idle, move its watermark "
-            "to the latest event time it holds (not that minus the out-of-orderness), so every window closes",
+            "to its latest event time (not that minus the out-of-orderness; window-count: past its "
+            "last window), so the windows its data fills close",
         )
         add(
             "--max-out-of-orderness",

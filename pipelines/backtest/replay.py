@@ -5,9 +5,10 @@
    indicator job's normaliser; `--from`/`--to` keep the events in the period; rejects become dead letters
    (JSON lines in the work directory) with their reason. Observations go to JSON-lines shards, so the
    replay never holds the input in memory.
-2. Signals: the indicator job's `IndicatorSignals` (classify, de-duplicate, sliding windows) as a Beam
-   batch pipeline on the same runner (Prism by default), for the window specs the rules read, with no
-   early panes and no lateness: each window's final pane once, as a replay should emit it.
+2. Signals: the indicator job's transforms (classify and fold each shard into partials as it is read,
+   then de-duplicating sliding windows) as a Beam batch pipeline on the same runner (Prism by default),
+   for the window specs the rules read, with no early panes and no lateness: each window's final pane
+   once, as a replay should emit it.
 3. Alerts: the alert job's lifecycle, decided in the same order as its Beam stage (`rules.dryrun`), so
    that a back-test and the streaming alert job raise the same alerts on the same signals.
 """
@@ -26,7 +27,6 @@ from pathlib import Path
 from tocsin.pipelines.rules.config import RuleSet
 from tocsin.pipelines.windowspec import WindowSpec
 
-SHARD = 50_000  # observations per input shard of the Beam job
 STAGE = "backtest"
 
 
@@ -78,13 +78,12 @@ def read_observations(
 ) -> tuple[list[Path], ReplayStats]:
     """Normalise every record of the (file, country) inputs into JSON-lines shards in `workdir`; dead
     letters beside them. The country is for files that do not say theirs (a ReliefWeb listing)."""
-    from tocsin.pipelines.indicators.job import dead_letter_json, normalised_files
+    from tocsin.pipelines.indicators.job import ShardWriter, dead_letter_json, normalised_files
 
     stats = ReplayStats()
     lo = _ms(start) if start else None
     hi = _ms(end + dt.timedelta(days=1)) if end else None
-    shards: list[Path] = []
-    out = None
+    out = ShardWriter(workdir)
     letters = (workdir / "deadletters.jsonl").open("w", encoding="utf-8")
     try:
         for path, country in inputs:
@@ -99,25 +98,21 @@ def read_observations(
                 if (lo is not None and t < lo) or (hi is not None and t >= hi):
                     stats.outside_period += 1
                     continue
-                if out is None or stats.observations % SHARD == 0:
-                    if out is not None:
-                        out.close()
-                    shards.append(workdir / f"observations-{len(shards):05d}.jsonl")
-                    out = shards[-1].open("w", encoding="utf-8")
-                out.write(json.dumps(observation, sort_keys=True) + "\n")
+                out.write(observation)
                 stats.observations += 1
                 stats.seen(observation)
     finally:
         letters.close()
-        if out is not None:
-            out.close()
-    return shards, stats
+        out.close()
+    return out.shards, stats
 
 
 def compute_signals(shards: list[Path], settings, workdir: Path, beam_args: list[str]) -> list[Path]:
     """Run the indicator transforms over the shards on a Beam runner; the signal files written."""
     import apache_beam as beam
 
+    from tocsin.pipelines.indicators.job import read_shard
+    from tocsin.pipelines.indicators.transforms import FoldObservations
     from tocsin.runners import batch_options
 
     prefix = str(workdir / "signals")
@@ -129,21 +124,13 @@ def compute_signals(shards: list[Path], settings, workdir: Path, beam_args: list
         _ = (
             pipeline
             | "Shards" >> beam.Create([str(s) for s in shards], reshuffle=False)
-            | "Read" >> beam.FlatMap(_read_shard)
-            | "Signals" >> settings.signals()
+            # Each shard's observations are folded into partials as they are read (slices.py).
+            | "ReadAndFold" >> beam.ParDo(FoldObservations(settings.slices(), read=read_shard))
+            | "Signals" >> settings.windowed(final_only=True)
             | "Json" >> beam.Map(lambda s: json.dumps(s, sort_keys=True))
             | "Write" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl")
         )
     return sorted(Path(p) for p in glob.glob(prefix + "-*.jsonl"))
-
-
-def _read_shard(path: str) -> Iterator:
-    from apache_beam.transforms.window import TimestampedValue
-
-    with open(path, encoding="utf-8") as lines:
-        for line in lines:
-            observation = json.loads(line)
-            yield TimestampedValue(observation, observation["event_time"] / 1000)
 
 
 def read_signals(files: list[Path]) -> Iterator[dict]:

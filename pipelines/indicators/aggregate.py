@@ -13,6 +13,7 @@ signal's numbers with its top evidence. Nothing here knows about windows or Kafk
 from __future__ import annotations
 
 import heapq
+from operator import itemgetter
 from typing import NamedTuple
 
 import apache_beam as beam
@@ -87,8 +88,10 @@ def wire(h: Hit) -> tuple:
 SPAN = 6  # position of span_days in a wired hit
 
 
-# Accumulator: dedup key -> [weight, fatalities, origins (frozenset), evidence (a plain Evidence tuple),
-# the largest number of sources a copy reports]
+# Accumulator: dedup key -> (weight, fatalities, origins (frozenset), evidence (a plain Evidence tuple),
+# the largest number of sources a copy reports). Entries are immutable tuples: one slice's accumulator
+# is merged into every window the slice lies in (24 windows of a day sliding hourly), and merging by
+# dict.update shares its entries; a merge that changes an entry makes a new one.
 Accumulator = dict
 SOURCE_ID, EVENT_TIME, OBSERVATION_ID = 1, 5, 0  # positions in a plain Evidence tuple
 
@@ -96,37 +99,51 @@ SOURCE_ID, EVENT_TIME, OBSERVATION_ID = 1, 5, 0  # positions in a plain Evidence
 def add(acc: Accumulator, h) -> Accumulator:
     """Add a Hit (or its `wire` form)."""
     dedup_key, weight, fatalities, origin, evidence, sources = h[:6]
+    entry = (weight, fatalities, frozenset((origin,)), tuple(evidence), sources)
     seen = acc.get(dedup_key)
-    if seen is None:
-        acc[dedup_key] = [weight, fatalities, frozenset((origin,)), tuple(evidence), sources]
-    else:
-        _merge_entry(seen, weight, fatalities, frozenset((origin,)), tuple(evidence), sources)
+    acc[dedup_key] = entry if seen is None else _merged(seen, entry)
     return acc
 
 
-def _merge_entry(
-    entry: list, weight: float, fatalities: int, origins: frozenset, evidence: tuple, sources: int
-) -> None:
-    if weight > entry[0] or (weight == entry[0] and evidence[SOURCE_ID] < entry[3][SOURCE_ID]):
-        entry[3] = evidence  # the strongest copy is the evidence shown (ties: a stable choice)
-    entry[0] = max(entry[0], weight)
-    entry[1] = max(entry[1], fatalities)
-    entry[2] = entry[2] | origins
-    entry[4] = max(entry[4], sources)
+def _merged(a: tuple, b: tuple) -> tuple:
+    """Two copies of one event: the largest weight, deaths and sources, every origin, and as evidence
+    the strongest copy (ties: the first by source id, event time, url, origin; a total order, so the
+    outcome never depends on the order copies were merged in, which differs between runners)."""
+    if b[0] > a[0] or (b[0] == a[0] and _tie_order(b[3]) < _tie_order(a[3])):
+        evidence = b[3]
+    else:
+        evidence = a[3]
+    return (max(a[0], b[0]), max(a[1], b[1]), a[2] | b[2], evidence, max(a[4], b[4]))
+
+
+def _tie_order(evidence: tuple) -> tuple:
+    return (
+        evidence[SOURCE_ID],
+        evidence[EVENT_TIME],
+        evidence[3] or "",
+        evidence[4],
+        evidence[OBSERVATION_ID],
+    )
+
+
+def merge_into(out: Accumulator, acc: Accumulator) -> Accumulator:
+    """Fold `acc` into `out` (never changing `acc` or any entry): events only one holds are taken as
+    they are, in one dict.update; only the events both hold are merged entry by entry."""
+    common = out.keys() & acc.keys()
+    if not common:
+        out.update(acc)
+        return out
+    both = {key: _merged(out[key], acc[key]) for key in common}
+    out.update(acc)
+    out.update(both)
+    return out
 
 
 def merge(accumulators) -> Accumulator:
-    accumulators = iter(accumulators)
-    out = next(accumulators, None)
-    if out is None:
-        return {}
+    """One accumulator of several; a new dict, so no input is changed."""
+    out: Accumulator = {}
     for acc in accumulators:
-        for key, (weight, fatalities, origins, evidence, sources) in acc.items():
-            seen = out.get(key)
-            if seen is None:
-                out[key] = [weight, fatalities, origins, evidence, sources]
-            else:
-                _merge_entry(seen, weight, fatalities, origins, evidence, sources)
+        merge_into(out, acc)
     return out
 
 
@@ -138,24 +155,31 @@ class Summary(NamedTuple):
     evidence: list[Evidence]
 
 
-def summarise(acc: Accumulator, top: int = TOP_EVIDENCE) -> Summary:
-    origins: set[str] = set()
-    weighted = 0.0
-    deaths = 0
-    reported = 1
-    for weight, fatalities, entry_origins, _, sources in acc.values():
-        weighted += weight
-        deaths += fatalities
-        origins |= entry_origins
-        reported = max(reported, sources)
+def _rank(entry: tuple) -> tuple:
     # Strongest first: weight, then deaths, then the most corroborated, then the latest; id breaks ties.
-    ranked = heapq.nsmallest(
-        top,
-        acc.values(),
-        key=lambda e: (-e[0], -e[1], -max(len(e[2]), e[4]), -e[3][EVENT_TIME], e[3][OBSERVATION_ID]),
+    return (
+        -entry[0],
+        -entry[1],
+        -max(len(entry[2]), entry[4]),
+        -entry[3][EVENT_TIME],
+        entry[3][OBSERVATION_ID],
     )
-    sources = max(len(origins), reported)
-    return Summary(len(acc), round(weighted, 6), deaths, sources, [Evidence(*e[3]) for e in ranked])
+
+
+def summarise(acc: Accumulator, top: int = TOP_EVIDENCE) -> Summary:
+    # Built-ins over the entries (sum, map, itemgetter, set union) rather than a Python loop: every
+    # window's value is summarised, and a window of a day sliding hourly holds each event 24 times.
+    entries = acc.values()
+    origins = frozenset().union(*map(itemgetter(2), entries))
+    reported = max(map(itemgetter(4), entries), default=1)
+    ranked = sorted(entries, key=_rank) if len(acc) <= top else heapq.nsmallest(top, entries, key=_rank)
+    return Summary(
+        len(acc),
+        round(sum(map(itemgetter(0), entries)), 6),
+        sum(map(itemgetter(1), entries)),
+        max(len(origins), reported, 1),
+        [Evidence(*e[3]) for e in ranked],
+    )
 
 
 class SignalCombineFn(beam.CombineFn):
@@ -171,7 +195,13 @@ class SignalCombineFn(beam.CombineFn):
         return acc
 
     def merge_accumulators(self, accumulators):
-        return merge(accumulators)
+        accumulators = iter(accumulators)
+        out = next(accumulators, None)  # Beam lets the first be changed: it is this fn's own
+        if out is None:
+            return {}
+        for acc in accumulators:
+            merge_into(out, acc)
+        return out
 
     def extract_output(self, acc):
         return summarise(acc)

@@ -16,13 +16,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 
 import apache_beam as beam
 
 from tocsin.pipelines.indicators.catalogue import Catalogue, load_catalogue
 from tocsin.pipelines.indicators.normalise import NormaliseError, as_observation, normalise
-from tocsin.pipelines.indicators.transforms import IndicatorSignals, WindowSpec, parse_duration_or_zero
+from tocsin.pipelines.indicators.slices import SignalSlicesFactory
+from tocsin.pipelines.indicators.transforms import (
+    FoldObservations,
+    IndicatorSignals,
+    WindowSignals,
+    WindowSpec,
+    parse_duration_or_zero,
+)
 from tocsin.pipelines.io.commit import CommitWhenDurable, resume_floor
 from tocsin.pipelines.io.dead_letters import EncodeDeadLetters, LateToDeadLetter
 from tocsin.pipelines.io.encode import EncodeAvro
@@ -62,17 +70,42 @@ class Settings:
         self.signals_topic = signals_topic
         self.indicators_by_window = indicators_by_window
 
-    def signals(self, emit_after_ms: int | None = None) -> IndicatorSignals:
-        return IndicatorSignals(
-            self.catalogue,
-            self.windows,
-            by_region=self.by_region,
+    def _window_args(self, emit_after_ms: int | None, final_only: bool) -> dict:
+        return dict(
             allowed_lateness_s=self.allowed_lateness_s,
             early_count=self.early_count,
             early_seconds=self.early_seconds,
             emit_after_ms=emit_after_ms,
-            indicators_by_window=self.indicators_by_window,
+            final_only=final_only,
         )
+
+    def signals(self, emit_after_ms: int | None = None, final_only: bool = False) -> IndicatorSignals:
+        """Observations -> signals. `final_only` for batch replays: each window's final pane, once."""
+        return IndicatorSignals(
+            self.catalogue,
+            self.windows,
+            by_region=self.by_region,
+            indicators_by_window=self.indicators_by_window,
+            **self._window_args(emit_after_ms, final_only),
+        )
+
+    def folds(self) -> bool:
+        """Whether observations are folded into partials before the windows (slices.py): not when a
+        trigger fires after a number of hits, which must then be seen one by one."""
+        return self.early_count is None
+
+    def slices(self) -> SignalSlicesFactory:
+        return SignalSlicesFactory(
+            self.catalogue,
+            self.windows,
+            by_region=self.by_region,
+            indicators_by_window=self.indicators_by_window,
+            fold=self.folds(),
+        )
+
+    def windowed(self, emit_after_ms: int | None = None, final_only: bool = False) -> WindowSignals:
+        """Partials (from `slices()`) -> signals."""
+        return WindowSignals(self.catalogue, self.windows, **self._window_args(emit_after_ms, final_only))
 
 
 def group_id_for(settings: Settings) -> str:
@@ -82,6 +115,9 @@ def group_id_for(settings: Settings) -> str:
 def build_streaming(pipeline, opts: KafkaOptions, client: dict, settings: Settings, emit_after_ms=None):
     from tocsin.pipelines.io.decoders import RawToObservation
 
+    # Observations are folded into partials in the source's read calls (slices.py), unless each one
+    # is also published; a trigger that counts hits gets one partial per hit (Settings.folds).
+    fold_in_source = not settings.observations_topic
     config = SourceConfig(
         decode=RawToObservation(),
         client=client,
@@ -93,19 +129,22 @@ def build_streaming(pipeline, opts: KafkaOptions, client: dict, settings: Settin
         max_out_of_orderness=opts.max_out_of_orderness,
         allowed_lateness=settings.allowed_lateness_s,
         shards=opts.source_shards,
+        combine=settings.slices() if fold_in_source else None,
     )
     read = pipeline | "Read" >> ReadFromKafka(config)
-    observations = read.records | "Observation" >> beam.Map(lambda r: r.value)
-    if settings.observations_topic:
+    if fold_in_source:
+        signals = read.records | "Signals" >> settings.windowed(emit_after_ms)
+    else:
+        observations = read.records | "Observation" >> beam.Map(lambda r: r.value)
         _ = (
             observations
             # One per input record: not validated again (the normaliser's output is, in its tests).
             | "EncodeObservations" >> EncodeAvro("Observation", as_observation, check=False)
             | "WriteObservations" >> WriteToKafka(client, settings.observations_topic)
         )
+        signals = observations | "Signals" >> settings.signals(emit_after_ms)
     written = (
-        observations
-        | "Signals" >> settings.signals(emit_after_ms)
+        signals
         | "EncodeSignals" >> EncodeAvro("IndicatorSignal", check=False)  # built by _FormatSignal, tested
         | "WriteSignals" >> WriteToKafka(client, settings.signals_topic)
     )
@@ -156,16 +195,49 @@ def normalised_files(path: Path, country: str | None = None, stage: str = STAGE)
             )
 
 
-def observations_from_files(paths: list[Path], country: str | None = None):
-    """(observations, dead letters) from every file: see `normalised_files`."""
-    observations, letters = [], []
+SHARD = 50_000  # observations per JSON-lines shard of a batch replay
+
+
+class ShardWriter:
+    """Observations to JSON-lines shards in a directory, so a batch replay never holds its input in
+    memory: the Beam job reads and folds one shard at a time (`read_shard`)."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.shards: list[Path] = []
+        self.count = 0
+        self._out = None
+
+    def write(self, observation: dict) -> None:
+        if self._out is None or self.count % SHARD == 0:
+            self.close()
+            self.shards.append(self.directory / f"observations-{len(self.shards):05d}.jsonl")
+            self._out = self.shards[-1].open("w", encoding="utf-8")
+        self._out.write(json.dumps(observation, sort_keys=True) + "\n")
+        self.count += 1
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+
+def read_shard(path: str):
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            yield json.loads(line)
+
+
+def observations_from_files(paths: list[Path], country: str | None, writer: ShardWriter) -> list[dict]:
+    """Every file's observations to `writer`; its dead letters returned: see `normalised_files`."""
+    letters = []
     for path in paths:
         for observation, letter in normalised_files(path, country):
             if letter is None:
-                observations.append(observation)
+                writer.write(observation)
             else:
                 letters.append(letter)
-    return observations, letters
+    return letters
 
 
 def dead_letter_json(letter: dict) -> dict:
@@ -173,30 +245,32 @@ def dead_letter_json(letter: dict) -> dict:
     return {**letter, "at": letter["at"].isoformat(), "key": None, "payload": repr(letter["payload"])}
 
 
-def observations_from_topics(client: dict, topics) -> tuple[list, list]:
+def observations_from_topics(client: dict, topics, writer: ShardWriter) -> list[dict]:
+    """Every record of the topics, normalised, to `writer`; the dead letters returned."""
     from tocsin.kafka.read import read_topic
     from tocsin.pipelines.io.decoders import RawToObservation
     from tocsin.pipelines.io.kafka_source import decode_failure
 
     decode = RawToObservation()
-    observations, letters = [], []
+    letters = []
     for topic in topics:
         for record in read_topic(client, topic):
             try:
-                observations.append(decode(record.value)[0])
+                writer.write(decode(record.value)[0])
             except Exception as exc:  # the same dead letters as the streaming source
                 letters.append(decode_failure(record, exc))
-    return observations, letters
+    return letters
 
 
 def build_batch(
-    pipeline, observations: list, settings: Settings, write_signals, write_letters, letters: list
+    pipeline, shards: list[Path], settings: Settings, write_signals, write_letters, letters: list
 ):
+    """Each window's final pane once; each shard's observations folded into partials as it is read."""
     signals = (
         pipeline
-        | "Observations" >> beam.Create(observations, reshuffle=False)
-        | "Timestamp" >> beam.Map(lambda o: beam.window.TimestampedValue(o, o["event_time"] / 1000))
-        | "Signals" >> settings.signals()
+        | "Shards" >> beam.Create([str(s) for s in shards], reshuffle=False)
+        | "ReadAndFold" >> beam.ParDo(FoldObservations(settings.slices(), read=read_shard))
+        | "Signals" >> settings.windowed(final_only=True)
     )
     write_signals(signals)
     if letters:
@@ -313,16 +387,19 @@ def run(argv: list[str] | None = None) -> None:
         with beam.Pipeline(options=options) as pipeline:
             build_streaming(pipeline, opts, client, settings, emit_after)
         return
+    work = tempfile.TemporaryDirectory(prefix="tocsin-batch-")
+    writer = ShardWriter(Path(work.name))
     if known.from_file:
         from tocsin.connectors.base import BadFile
 
         try:
-            observations, letters = observations_from_files(known.from_file, country)
+            letters = observations_from_files(known.from_file, country, writer)
         except BadFile as error:  # one line naming the file, as `tocsin connect` reports it
             p.exit(1, f"error: {error}\n")
     else:
-        observations, letters = observations_from_topics(client, settings.input_topics)
-    log.info("starting", mode="batch", observations=len(observations), dead_letters=len(letters), **common)
+        letters = observations_from_topics(client, settings.input_topics, writer)
+    writer.close()
+    log.info("starting", mode="batch", observations=writer.count, dead_letters=len(letters), **common)
     if known.output_file is not None:
         known.output_file.parent.mkdir(parents=True, exist_ok=True)
         known.output_file.write_text("")
@@ -354,8 +431,8 @@ def run(argv: list[str] | None = None) -> None:
             | "WriteDeadLetters" >> WriteToKafka(client, opts.dead_letter_topic)
         )
 
-    with beam.Pipeline(options=options) as pipeline:
-        build_batch(pipeline, observations, settings, write_signals, write_letters, letters)
+    with work, beam.Pipeline(options=options) as pipeline:
+        build_batch(pipeline, writer.shards, settings, write_signals, write_letters, letters)
     log.info("done", mode="batch")
 
 

@@ -1,14 +1,18 @@
-"""The indicator pipeline's composite transforms: normalise -> classify -> window -> signal.
+"""The indicator pipeline's composite transforms: observations -> partial values -> windows -> signals.
 
 Each stage takes plain settings in `__init__` (so tests shrink windows and lateness) and `expand` only
 composes; the same transforms run in streaming (from Kafka) and batch (files, topic ranges) pipelines.
+Observations are classified and folded into one partial value per window spec, place and time slice
+(slices.py) as early as possible: in the Kafka source's read calls when streaming, per chunk of
+observations in batch replays, per bundle otherwise. The windows then merge partials, not hits.
 
 Windows: one or more sliding event-time windows (size, period), each firing early (after a number of hits
 or processing-time seconds, if set), on time when the watermark passes the window end, and late once per
-late hit within the allowed lateness; panes accumulate, so each pane carries the window's whole value and
-replaces the earlier one under the same signal id. Later data than that never reaches the windows: the
-Kafka source sends it to the dead-letter topic (see kafka_source.py), because a runner drops it silently.
-Prism (Beam 2.77) fires late panes only when a window closes (end + allowed lateness); Flink per record.
+late element within the allowed lateness; panes accumulate, so each pane carries the window's whole
+value and replaces the earlier one under the same signal id. Later data than that never reaches the
+windows: the Kafka source sends it to the dead-letter topic (see kafka_source.py), because a runner drops
+it silently. Prism (Beam 2.77) fires late panes only when a window closes (end + allowed lateness); Flink
+per record. Batch replays (`final_only`) fire each window once, on time, with no early or late panes.
 """
 
 from __future__ import annotations
@@ -19,30 +23,23 @@ from typing import NamedTuple
 import apache_beam as beam
 from apache_beam.transforms import trigger as tr
 from apache_beam.transforms import window
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
 
-from tocsin.pipelines.indicators.aggregate import SOURCE_TYPE_WEIGHTS, SPAN, SignalCombineFn, hit, wire
+from tocsin.pipelines.indicators.aggregate import merge_into, summarise
 from tocsin.pipelines.indicators.catalogue import Catalogue
-from tocsin.pipelines.indicators.classify import classify
+from tocsin.pipelines.indicators.slices import SignalSlicesFactory
 from tocsin.pipelines.windowspec import WindowSpec, parse_duration, parse_duration_or_zero  # noqa: F401 (re-exported)
 from tocsin.telemetry.metrics import counter
 
-OBSERVATIONS = counter("tocsin_observations_total", "Observations classified", ["source_type"])
-UNLOCATED = counter(
-    "tocsin_observations_unlocated_total",
-    "Observations without a country: kept, but in no signal",
-    ["source"],
-)
-HITS = counter("tocsin_indicator_hits_total", "Observations matching an indicator", ["indicator"])
 SIGNALS = counter(
     "tocsin_signals_total", "Signal panes emitted", ["pane", "country", "risk_factor"]
 )  # country and risk factor for the dashboards: ~200 x 14 x 4 series at most
-SPANS_TOO_LONG = counter(
-    "tocsin_hits_span_too_long_total",
-    "Hits kept out of a window spec shorter than the span of days their event is only known to lie in",
-)
 SUPPRESSED = counter(
     "tocsin_signals_suppressed_total", "Panes of windows already complete before a restart, not re-emitted"
 )
+GLOBAL_WINDOWS = (GlobalWindow(),)
 
 
 class PlaceKey(NamedTuple):
@@ -51,51 +48,71 @@ class PlaceKey(NamedTuple):
     region: str | None
 
 
-# ---------------------------------------------------------------------------------------------- classify
+# ---------------------------------------------------------------------------------------------- fold
 
 
-class _Classify(beam.DoFn):
-    def __init__(self, catalogue: Catalogue, source_weights: dict[str, float], by_region: bool):
-        self.catalogue = catalogue
-        self.source_weights = source_weights
-        self.by_region = by_region
+class _FoldBundle(beam.DoFn):
+    """Observations -> partials, folded over each bundle (for inputs that are not already folded)."""
+
+    def __init__(self, factory: SignalSlicesFactory):
+        self.factory = factory
+        self.combiner = None
+
+    def start_bundle(self):
+        self.combiner = self.factory()
 
     def process(self, observation):
-        OBSERVATIONS.labels(observation.get("source_type") or "OTHER").inc()
-        country = observation.get("country")
-        if not country:
-            UNLOCATED.labels(observation.get("source", "")).inc()
-            return
-        region = observation.get("admin1") if self.by_region else None
-        for match in classify(self.catalogue, observation):
-            HITS.labels(match.indicator_id).inc()
-            h = wire(hit(observation, match.weight, self.source_weights, match.deaths))
-            # Keys as plain tuples too (see `wire`); _FormatSignal names them again.
-            yield (match.indicator_id, country, None), h
-            if region:
-                yield (match.indicator_id, country, region), h
+        self.combiner.add(None, observation)
+
+    def finish_bundle(self):
+        for element, ts_ms in self.combiner.drain():
+            yield WindowedValue(element, Timestamp(micros=ts_ms * 1000), GLOBAL_WINDOWS)
 
 
-class Classify(beam.PTransform):
-    """Observation -> (PlaceKey, Hit) per matching indicator, for the country and for its region; both
-    as plain tuples (`aggregate.wire`)."""
+class FoldObservations(beam.DoFn):
+    """A chunk of observations -> partials. The chunk is a list of them, or what `read` turns into an
+    iterable of them (e.g. the path of a file read line by line)."""
 
-    def __init__(
-        self,
-        catalogue: Catalogue,
-        source_weights: dict[str, float] | None = None,
-        by_region: bool = True,
-    ):
-        super().__init__()
-        self.catalogue = catalogue
-        self.source_weights = dict(source_weights or SOURCE_TYPE_WEIGHTS)
-        self.by_region = by_region
+    def __init__(self, factory: SignalSlicesFactory, read=None):
+        self.factory = factory
+        self.read = read
 
-    def expand(self, observations):
-        return observations | beam.ParDo(_Classify(self.catalogue, self.source_weights, self.by_region))
+    def process(self, chunk):
+        combiner = self.factory()
+        for observation in chunk if self.read is None else self.read(chunk):
+            combiner.add(None, observation)
+        for element, ts_ms in combiner.drain():
+            yield beam.window.TimestampedValue(element, Timestamp(micros=ts_ms * 1000))
 
 
 # ---------------------------------------------------------------------------------------------- window
+
+
+class MergeSignals(beam.CombineFn):
+    """Partial accumulators (aggregate.py) of a window's slices -> the window's Summary."""
+
+    def create_accumulator(self):
+        return {}
+
+    def add_input(self, acc, partial):
+        return merge_into(acc, partial)
+
+    def add_inputs(self, acc, partials):
+        for partial in partials:
+            merge_into(acc, partial)
+        return acc
+
+    def merge_accumulators(self, accumulators):
+        accumulators = iter(accumulators)
+        out = next(accumulators, None)  # Beam lets the first be changed: it is this fn's own
+        if out is None:
+            return {}
+        for acc in accumulators:
+            merge_into(out, acc)
+        return out
+
+    def extract_output(self, acc):
+        return summarise(acc)
 
 
 def signal_id(key: PlaceKey, start_ms: int, end_ms: int) -> str:
@@ -138,23 +155,6 @@ class _FormatSignal(beam.DoFn):
         }
 
 
-class _FitsWindow(beam.DoFn):
-    """The hits a window spec counts: of the indicators asked for it (all by default), and of events
-    that can be placed in a window that long."""
-
-    def __init__(self, size_s: int, indicators: frozenset[str] | None = None):
-        self.size_days = size_s / 86_400
-        self.indicators = indicators
-
-    def process(self, element):
-        if self.indicators is not None and element[0][0] not in self.indicators:
-            return
-        if element[1][SPAN] <= self.size_days or element[1][SPAN] == 1:
-            yield element
-        else:
-            SPANS_TOO_LONG.inc()
-
-
 def trigger_for(early_count: int | None, early_seconds: float | None):
     """On time at the watermark, early (if set) every `early_count` hits or `early_seconds`, late per hit."""
     early = []
@@ -167,7 +167,8 @@ def trigger_for(early_count: int | None, early_seconds: float | None):
 
 
 class WindowSignals(beam.PTransform):
-    """(PlaceKey, Hit) -> signal dicts, for each window spec; see the module doc for the panes."""
+    """Partials ((spec label, place), accumulator) -> signal dicts, for each window spec; see the module
+    doc for the panes."""
 
     def __init__(
         self,
@@ -177,23 +178,19 @@ class WindowSignals(beam.PTransform):
         early_count: int | None = None,
         early_seconds: float | None = None,
         emit_after_ms: int | None = None,
-        indicators_by_window: dict[str, frozenset[str]] | None = None,
+        final_only: bool = False,
     ):
         super().__init__()
         if not windows:
             raise ValueError("at least one window is needed")
-        # Window label -> the indicators to signal in it (default: every indicator in every window). A
-        # replay for rules asks only for what they read: a volume of reports in hourly windows is
-        # hundreds of thousands of panes no rule looks at.
-        self.indicators_by_window = indicators_by_window
         self.risk_factors = {i.id: list(i.risk_factors) for i in catalogue.indicators}
         self.windows = list(windows)
-        self.allowed_lateness_s = allowed_lateness_s
-        self.early_count = early_count
-        self.early_seconds = early_seconds
+        self.final_only = final_only
+        self.allowed_lateness_s = 0 if final_only else allowed_lateness_s
+        self.trigger = tr.AfterWatermark() if final_only else trigger_for(early_count, early_seconds)
         self.emit_after_ms = emit_after_ms
 
-    def expand(self, hits):
+    def expand(self, partials):
         outputs = []
         for spec in self.windows:
             fn = (
@@ -203,20 +200,16 @@ class WindowSignals(beam.PTransform):
             )
             label = spec.label()
             outputs.append(
-                hits
-                # An event known only to lie within a month or a year cannot be placed in a week: it is
-                # kept out of windows shorter than its span (a year's deaths on its first day would be
-                # the largest spike of the year), and counted in windows at least that long.
-                | f"Fits {label}"
-                >> beam.ParDo(_FitsWindow(spec.size_s, (self.indicators_by_window or {}).get(label)))
+                partials
+                | f"Of {label}" >> beam.FlatMap(_of_spec, label)
                 | f"Window {label}"
                 >> beam.WindowInto(
                     fn,
-                    trigger=trigger_for(self.early_count, self.early_seconds),
+                    trigger=self.trigger,
                     accumulation_mode=tr.AccumulationMode.ACCUMULATING,
                     allowed_lateness=self.allowed_lateness_s,
                 )
-                | f"Aggregate {label}" >> beam.CombinePerKey(SignalCombineFn())
+                | f"Aggregate {label}" >> beam.CombinePerKey(MergeSignals())
                 | f"Format {label}" >> beam.ParDo(_FormatSignal(self.risk_factors, self.emit_after_ms))
                 # Each signal carries its window; one windowing downstream lets the specs be flattened.
                 | f"Unwindow {label}" >> beam.WindowInto(window.GlobalWindows())
@@ -224,21 +217,40 @@ class WindowSignals(beam.PTransform):
         return outputs[0] if len(outputs) == 1 else tuple(outputs) | "Signals" >> beam.Flatten()
 
 
+def _of_spec(partial, label: str):
+    (spec, place), acc = partial
+    if spec == label:
+        yield place, acc
+
+
 class IndicatorSignals(beam.PTransform):
-    """Observations -> signal dicts: Classify then WindowSignals."""
+    """Observations -> signal dicts: folded per bundle (slices.py), then WindowSignals."""
 
     def __init__(
-        self, catalogue: Catalogue, windows: list[WindowSpec], *, by_region: bool = True, **window_args
+        self,
+        catalogue: Catalogue,
+        windows: list[WindowSpec],
+        *,
+        by_region: bool = True,
+        indicators_by_window: dict[str, frozenset[str]] | None = None,
+        **window_args,
     ):
         super().__init__()
         self.catalogue = catalogue
         self.windows = windows
-        self.by_region = by_region
+        # A trigger that fires after a number of hits must see them one by one: no folding then.
+        self.factory = SignalSlicesFactory(
+            catalogue,
+            windows,
+            by_region=by_region,
+            indicators_by_window=indicators_by_window,
+            fold=window_args.get("early_count") is None,
+        )
         self.window_args = window_args
 
     def expand(self, observations):
         return (
             observations
-            | "Classify" >> Classify(self.catalogue, by_region=self.by_region)
+            | "Fold" >> beam.ParDo(_FoldBundle(self.factory))
             | "Windows" >> WindowSignals(self.catalogue, self.windows, **self.window_args)
         )

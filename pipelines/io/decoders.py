@@ -36,6 +36,26 @@ class AvroWithEventTime:
         return {"schema_name": self.schema_name, "field": self.field, "_reader": None}
 
 
+class JsonWithEventTime:
+    """Decode a JSON object; take its event time (epoch ms, an integer) from `field` if given."""
+
+    def __init__(self, field: str | None = None):
+        self.field = field
+
+    def __call__(self, value: bytes):
+        import orjson
+
+        record = orjson.loads(value)
+        if not isinstance(record, dict):
+            raise ValueError(f"a JSON object was expected, not {type(record).__name__}")
+        if self.field is None:
+            return record, None
+        stamp = record.get(self.field)
+        if type(stamp) is not int:  # bool is an int subclass: refused too
+            raise ValueError(f"{self.field} must be an integer of epoch milliseconds, not {stamp!r}")
+        return record, stamp
+
+
 class RawToObservation:
     """Decode a raw IncidentReport or NewsItem (by its writer schema) and normalise it to an observation.
 
@@ -45,10 +65,9 @@ class RawToObservation:
 
     def __call__(self, value: bytes):
         from tocsin.pipelines.indicators.normalise import normalise
-        from tocsin.serde.avro import decode, default_registry, writer_fingerprint
+        from tocsin.serde.avro import decode_plain
 
-        record = decode(value)
-        schema = default_registry().by_fingerprint[writer_fingerprint(value)]
+        record, schema = decode_plain(value)
         observation = normalise(schema.name.rsplit(".", 1)[-1], record)
         return observation, observation["event_time"]
 

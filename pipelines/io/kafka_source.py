@@ -1,11 +1,22 @@
 """ReadFromKafka: an unbounded Kafka source for Beam pipelines, as a Python splittable DoFn.
 
-Each shard (one by default) reads its partitions with kafka-python and manual assignment (no group
+Each shard (one by default) reads its partitions with manual assignment (consumer.py; no group
 rebalancing: the runner decides where work runs), in one restriction. Each partition has its own
 watermark: the highest event time seen minus the allowed out-of-orderness; once the partition has been
 idle for `idle_timeout` it moves on with the wall clock, so an idle partition never stalls the pipeline.
-The shard reports the minimum. Records older than their partition's watermark are late: they leave on
-the `late` output (to the dead-letter topic), never silently.
+The shard reports the minimum.
+
+Lateness is decided per record, exactly: a record is late when its event time is behind its
+partition's watermark as it stands at that record (moved on by every earlier record of the partition,
+not once per read call), minus the allowed lateness. Late records leave on the `late` output (to the
+dead-letter topic), never silently; every other record reaches windows that are still open at every
+runner, since the runner's watermark is never ahead of a partition's. The outcome for a record thus
+depends only on the records before it in its partition (and the watermark a restart resumes with),
+never on how the reads happened to fall: the reference job's test computes it independently.
+
+With a `Combiner` (config.combine), the on-time records of each read call are folded in the reader
+into one element per key and time slice (in-reader combining), so the runner handles a few elements
+per call rather than one per record.
 
 Offsets are not committed here: the source emits progress markers on the `progress` output, and
 `CommitWhenDurable` (commit.py) commits an offset only once the pipeline's sink has flushed every window
@@ -15,10 +26,9 @@ with the committed watermark, so a crash never loses input and never double coun
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import apache_beam as beam
@@ -28,6 +38,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP, Duration, Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
+from tocsin.pipelines.io.consumer import PartitionConsumer
 from tocsin.telemetry.metrics import RECORDS_CONSUMED, counter, gauge
 
 LATE_RECORDS = counter(
@@ -90,55 +101,39 @@ class SourceConfig:
     allowed_lateness: float = 0.0
     idle_timeout: float = 10.0
     close_when_idle: bool = False  # see ShardWatermark
+    # With close_when_idle: how far past its latest event an idle, fully read partition moves at once.
+    close_horizon: float = 0.0
     poll_timeout: float = 0.2
     max_records_per_call: int = 50_000
     max_seconds_per_call: float = 1.0
     # Event time: None takes the Kafka record timestamp; else decode() returns it.
     decode: Callable[[bytes], tuple[Any, int | None]] | None = None
+    # Combining in the reader: a factory of Combiner (see below); None emits every record.
+    combine: Callable[[], Combiner] | None = None
     # Readers; each serves a share of the partitions with one combined watermark.
     shards: int = 1
-    extra_consumer_config: dict = field(default_factory=dict)
 
 
-def _consumer(config: SourceConfig):
-    from kafka import KafkaConsumer
+class Combiner:
+    """Folds the on-time records of one read call into a few elements (in-reader combining).
 
-    return KafkaConsumer(
-        group_id=config.group_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        # Connectors write in transactions: never read what an aborted transaction left in the log.
-        isolation_level="read_committed",
-        max_poll_records=min(config.max_records_per_call, 5000),
-        fetch_max_bytes=52_428_800,
-        max_partition_fetch_bytes=8_388_608,
-        **config.client,
-        **config.extra_consumer_config,
-    )
+    The runner then sees one element per key and time slice of a call instead of one per record: per
+    record, Beam's element dispatch, window assignment and coders cost several times what reading it
+    does. `add` gets each on-time record (key bytes, decoded value, event ms) in offset order; `drain`
+    returns (element, timestamp ms) pairs and starts afresh. A timestamp must lie in the same windows
+    as the records it stands for (a time slice that divides every window's period): the windows
+    downstream then hold exactly what they would have held record by record.
+    """
+
+    def add(self, key: bytes | None, value: Any, event_ms: int) -> None:
+        raise NotImplementedError
+
+    def drain(self):
+        raise NotImplementedError
 
 
-def resume_point(consumer, tp, config: SourceConfig) -> tuple[int, int | None]:
-    """Start offset of a partition and, when resuming from a commit, the watermark recorded with it."""
-    start = config.start
-    if start == "committed":
-        committed = consumer.committed(tp, metadata=True)
-        if committed is not None and committed.offset >= 0:
-            wm = None
-            if committed.metadata:
-                try:
-                    wm = int(json.loads(committed.metadata)["wm"])
-                except (ValueError, KeyError, TypeError):
-                    wm = None
-            return committed.offset, wm
-        start = config.start_if_uncommitted
-    if start == "earliest":
-        return consumer.beginning_offsets([tp])[tp], None
-    if start == "latest":
-        return consumer.end_offsets([tp])[tp], None
-    if start.startswith("timestamp:"):
-        found = consumer.offsets_for_times({tp: int(start.split(":", 1)[1])})[tp]
-        return (found.offset if found is not None else consumer.end_offsets([tp])[tp]), None
-    raise ValueError(f"unknown start position {start!r}: use committed, earliest, latest or timestamp:<ms>")
+def _consumer(config: SourceConfig) -> PartitionConsumer:
+    return PartitionConsumer(config.client, config.group_id)
 
 
 class Shard(NamedTuple):
@@ -216,18 +211,27 @@ class ShardWatermark(WatermarkEstimator):
     jumps to now), so a replay of old data that pauses briefly does not make its next records late,
     while a quiet partition stops holding the pipeline back. A partition that never had a record since
     the start is idle at the wall clock. With `close_when_idle` (replays of finished data), an idle
-    partition, whose every record has been read, creeps on from its last event time itself rather than
-    from that minus the out-of-orderness: every window its data fills can close.
+    partition, whose every record has been read, moves on from its latest event time plus
+    `close_horizon` rather than from that minus the out-of-orderness. The reference job's horizon is
+    its window size, so every window holding data closes at once; the indicator and alert jobs keep 0:
+    the windows after the end of a replay's data would hold less only because the data ends, and
+    deciding them would resolve alerts the data never resolved.
     State: {(topic, partition): [wm_ms, max_event_ms, last_data_s]}.
     """
 
     def __init__(
-        self, state: dict, max_out_of_orderness: float, idle_timeout: float, close_when_idle: bool = False
+        self,
+        state: dict,
+        max_out_of_orderness: float,
+        idle_timeout: float,
+        close_when_idle: bool = False,
+        close_horizon: float = 0.0,
     ):
         self.partitions = {tp: list(v) for tp, v in state.items()}
         self.ooo_ms = int(max_out_of_orderness * 1000)
         self.idle_timeout = idle_timeout
         self.close_when_idle = close_when_idle
+        self.horizon_ms = int(close_horizon * 1000)
 
     # Beam wraps the estimator in a proxy that only forwards method calls: accessors, not attributes.
     def partition_watermarks(self) -> dict:
@@ -252,12 +256,13 @@ class ShardWatermark(WatermarkEstimator):
             candidate = state[1] - self.ooo_ms
             idle_for = now - state[2]
             if idle_for >= self.idle_timeout:
+                creep_ms = int((idle_for - self.idle_timeout) * 1000)
                 if state[1] <= FLOOR_MS:
                     candidate = int((now - self.idle_timeout) * 1000)
+                elif self.close_when_idle:
+                    candidate = state[1] + self.horizon_ms + creep_ms
                 else:
-                    if self.close_when_idle:
-                        candidate = state[1]
-                    candidate += int((idle_for - self.idle_timeout) * 1000)
+                    candidate = state[1] - self.ooo_ms + creep_ms
             if candidate > state[0]:
                 state[0] = candidate
 
@@ -280,8 +285,11 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
 
     def __init__(self, config: SourceConfig):
         self.config = config
-        self._consumer = None
-        self._assigned: tuple = ()
+        self._consumer: PartitionConsumer | None = None
+        self._positions: dict = {}  # (topic, partition) -> the next offset the consumer will return
+        # (topic, partition) -> how far the consumer has fetched: past the last record returned, and
+        # past transaction markers once it reported the partition's end
+        self._fetched: dict = {}
         self._backlog: set = set()  # partitions found with unread records at the last check
         self._backlog_checked = 0.0
         self._backlog_asked: set = set()  # the partitions that check was about
@@ -289,13 +297,13 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
 
     # -- restriction: per partition, the offsets from the resume point onwards -----------------------
     def initial_restriction(self, element: Shard):
-        from kafka import TopicPartition
-
         consumer = _consumer(self.config)
         positions, resume = [], []
         try:
             for topic, partition in element.partitions:
-                offset, wm = resume_point(consumer, TopicPartition(topic, partition), self.config)
+                offset, wm = consumer.resume_point(
+                    (topic, partition), self.config.start, self.config.start_if_uncommitted
+                )
                 positions.append((topic, partition, offset))
                 if wm is not None:
                     resume.append((topic, partition, wm))
@@ -325,8 +333,13 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
         }
 
     def create_watermark_estimator(self, state):
+        config = self.config
         return ShardWatermark(
-            state, self.config.max_out_of_orderness, self.config.idle_timeout, self.config.close_when_idle
+            state,
+            config.max_out_of_orderness,
+            config.idle_timeout,
+            config.close_when_idle,
+            config.close_horizon,
         )
 
     # -- reading ------------------------------------------------------------------------------------
@@ -335,18 +348,14 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
             self._consumer.close()
             self._consumer = None
 
-    def _consumer_at(self, positions: tuple):
-        from kafka import TopicPartition
-
-        tps = tuple(TopicPartition(t, p) for t, p, _ in positions)
+    def _consumer_at(self, positions: tuple) -> PartitionConsumer:
+        wanted = {(t, p): o for t, p, o in positions}
         if self._consumer is None:
             self._consumer = _consumer(self.config)
-        if tps != self._assigned:
-            self._consumer.assign(list(tps))
-            self._assigned = tps
-        for (_, _, offset), tp in zip(positions, tps, strict=True):
-            if self._consumer.position(tp) != offset:
-                self._consumer.seek(tp, offset)
+        if wanted != self._positions:  # first call, or the runner moved the restriction elsewhere
+            self._consumer.assign(wanted)
+            self._positions = wanted
+            self._fetched = dict(wanted)
         return self._consumer
 
     @beam.DoFn.unbounded_per_element()
@@ -362,70 +371,88 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
             return
         consumer = self._consumer_at(restriction.positions)
         decode = config.decode
-        part_wm = watermark.partition_watermarks()  # only advance() below moves them
+        combiner = self._combiner()
+        # Each partition's watermark as it stands at each record: it moves on with every record (the
+        # highest event time so far minus the out-of-orderness), not once per call, so whether a record
+        # is late depends on the records before it in its partition only, never on how the reads fell.
+        part_wm = watermark.partition_watermarks()
+        ooo_ms = int(config.max_out_of_orderness * 1000)
         lateness_ms = int(config.allowed_lateness * 1000)
-        batch_max = dict(part_wm)
+        batch_max = {tp: watermark.max_event_millis(tp) for tp in part_wm}
+        read_from = dict(part_wm)  # the watermark each partition's first record of this call met
         next_offsets = {}
         emitted = 0
         deadline = time.monotonic() + config.max_seconds_per_call
         while emitted < config.max_records_per_call and time.monotonic() < deadline:
-            polled = consumer.poll(timeout_ms=int(config.poll_timeout * 1000), max_records=5000)
+            polled, at_end = consumer.read(
+                min(config.max_records_per_call - emitted, 10_000), config.poll_timeout
+            )
+            for key, offset in at_end.items():
+                self._fetched[key] = max(self._fetched.get(key, 0), offset)
             if not polled:
+                if at_end:
+                    continue  # only end-of-partition reports: records of others may follow
                 break
-            for tp, batch in polled.items():
-                key = (tp.topic, tp.partition)
-                wm_ms = part_wm[key]
-                wm_ts = Timestamp(micros=max(wm_ms, 0) * 1000)
-                too_late_ms = wm_ms - lateness_ms
-                high = batch_max[key]
+            for key, batch in polled.items():
+                topic, partition = key
+                wm_ms, high = part_wm[key], batch_max[key]
                 late = 0
                 # One claim per batch: the whole batch is emitted in this call (claiming per record
                 # would take the tracker's lock per record).
-                if not tracker.try_claim((tp.topic, tp.partition, batch[-1].offset)):
+                if not tracker.try_claim((topic, partition, batch[-1].offset())):
+                    # Checkpointed by the runner: what the claimed batches folded is still emitted.
+                    yield from _drained(combiner)
                     return
-                for record in batch:
-                    value, event_ms = record.value, record.timestamp
+                for message in batch:
+                    raw = message.value()
+                    value, event_ms = raw, message.timestamp()[1]
                     if decode is not None:
                         try:
-                            value, decoded_ms = decode(record.value)
+                            value, decoded_ms = decode(raw)
                             if decoded_ms is not None:
                                 event_ms = decoded_ms
                         except Exception as exc:  # a record that cannot be decoded is a dead letter
-                            DECODE_ERRORS.labels(tp.topic).inc()
+                            DECODE_ERRORS.labels(topic).inc()
                             yield beam.pvalue.TaggedOutput(
                                 DEAD_LETTER,
                                 beam.window.TimestampedValue(
-                                    decode_failure(record, exc),
-                                    wm_ts,
+                                    decode_failure(_record(message, raw, event_ms), exc),
+                                    Timestamp(micros=max(wm_ms, 0) * 1000),
                                 ),
                             )
                             continue
-                    out = KafkaRecord(
-                        record.topic,
-                        record.partition,
-                        record.offset,
-                        record.key,
-                        value,
-                        event_ms,
-                        tuple(record.headers or ()),
-                    )
-                    if event_ms < too_late_ms:
+                    if event_ms < wm_ms - lateness_ms:
                         late += 1
                         # The raw bytes go to the dead-letter topic, not the decoded value.
-                        late_record = out._replace(value=record.value)
-                        yield beam.pvalue.TaggedOutput(LATE, beam.window.TimestampedValue(late_record, wm_ts))
+                        yield beam.pvalue.TaggedOutput(
+                            LATE,
+                            beam.window.TimestampedValue(
+                                _record(message, raw, event_ms), Timestamp(micros=max(wm_ms, 0) * 1000)
+                            ),
+                        )
                         continue
                     if event_ms > high:
                         high = event_ms
-                    # A WindowedValue skips the per-record TimestampedValue conversion; the input
-                    # (a Shard) is in the global window.
-                    yield WindowedValue(out, Timestamp(micros=event_ms * 1000), GLOBAL_WINDOWS)
-                batch_max[key] = high
-                next_offsets[key] = batch[-1].offset + 1
+                        if high - ooo_ms > wm_ms:
+                            wm_ms = high - ooo_ms
+                    if combiner is not None:
+                        combiner.add(message.key(), value, event_ms)
+                    else:
+                        # A WindowedValue skips the per-record TimestampedValue conversion; the input
+                        # (a Shard) is in the global window.
+                        yield WindowedValue(
+                            _record(message, value, event_ms),
+                            Timestamp(micros=event_ms * 1000),
+                            GLOBAL_WINDOWS,
+                        )
+                part_wm[key], batch_max[key] = wm_ms, high
+                next_offsets[key] = self._positions[key] = batch[-1].offset() + 1
+                self._fetched[key] = max(self._fetched.get(key, 0), next_offsets[key])
                 emitted += len(batch)
-                RECORDS_CONSUMED.labels(tp.topic).inc(len(batch))
+                RECORDS_CONSUMED.labels(topic).inc(len(batch))
                 if late:
-                    LATE_RECORDS.labels(tp.topic).inc(late)
+                    LATE_RECORDS.labels(topic).inc(late)
+        yield from _drained(combiner)
         for key in next_offsets:
             watermark.observe(key, batch_max[key])
         for key in self._waiting(consumer, watermark, next_offsets):
@@ -435,25 +462,30 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
         for (topic, partition), wm in watermark.partition_watermarks().items():
             SOURCE_WATERMARK.labels(topic, str(partition)).set(max(wm, 0) / 1000)
         for (topic, partition), offset in next_offsets.items():
-            marker_ms = max(watermark.max_event_millis((topic, partition)), part_wm[(topic, partition)])
+            key = (topic, partition)
+            marker_ms = max(watermark.max_event_millis(key), read_from[key])
+            # A restart at `offset` resumes with the watermark the next record would have met.
             yield beam.pvalue.TaggedOutput(
                 PROGRESS,
                 beam.window.TimestampedValue(
-                    Progress(topic, partition, offset, marker_ms, part_wm[(topic, partition)]),
+                    Progress(topic, partition, offset, marker_ms, part_wm[key]),
                     Timestamp(micros=marker_ms * 1000),
                 ),
             )
         # Checkpoint: the runner keeps what was emitted and the watermark, then calls again.
         tracker.defer_remainder(Duration.of(0 if emitted else config.poll_timeout))
 
-    def _report_lag(self, consumer) -> None:
+    def _combiner(self) -> Combiner | None:
+        return None if self.config.combine is None else self.config.combine()
+
+    def _report_lag(self, consumer: PartitionConsumer) -> None:
         now = time.monotonic()
         if now - self._lag_reported < LAG_EVERY_S:
             return
         self._lag_reported = now
-        assigned = list(consumer.assignment())
-        for tp, end in consumer.end_offsets(assigned).items():
-            CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(end - consumer.position(tp), 0))
+        for (topic, partition), end in consumer.end_offsets(self._positions).items():
+            lag = max(end - self._fetched.get((topic, partition), 0), 0)
+            CONSUMER_LAG.labels(topic, str(partition)).set(lag)
 
     def _waiting(self, consumer, watermark, read: dict) -> set:
         """Partitions that read nothing in this call and look idle, but still have unread records.
@@ -462,8 +494,6 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
         partitions before others) must not count as idle: its watermark would jump ahead and its
         records would then be late. End offsets are asked for at most once a second.
         """
-        from kafka import TopicPartition
-
         now = time.time()
         idle = [
             key
@@ -475,12 +505,29 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
         # The cached answer only holds for the partitions it was asked about: a partition that turned
         # idle since is checked at once (taking the cache for it made its watermark jump over its backlog).
         if now - self._backlog_checked >= 1.0 or not set(idle) <= self._backlog_asked:
-            tps = [TopicPartition(t, p) for t, p in idle]
-            ends = consumer.end_offsets(tps)
-            self._backlog = {(tp.topic, tp.partition) for tp in tps if consumer.position(tp) < ends[tp]}
+            ends = consumer.end_offsets(idle)
+            self._backlog = {tp for tp in idle if self._fetched.get(tp, 0) < ends[tp]}
             self._backlog_asked = set(idle)
             self._backlog_checked = now
         return self._backlog & set(idle)
+
+
+def _drained(combiner: Combiner | None):
+    if combiner is not None:
+        for element, ts_ms in combiner.drain():
+            yield WindowedValue(element, Timestamp(micros=ts_ms * 1000), GLOBAL_WINDOWS)
+
+
+def _record(message, value, event_ms: int) -> KafkaRecord:
+    return KafkaRecord(
+        message.topic(),
+        message.partition(),
+        message.offset(),
+        message.key(),
+        value,
+        event_ms,
+        tuple(message.headers() or ()),
+    )
 
 
 def _reason(exc: Exception) -> str:
@@ -525,12 +572,7 @@ class _ListPartitions(beam.DoFn):
     def process(self, _):
         consumer = _consumer(self.config)
         try:
-            partitions = []
-            for topic in self.config.topics:
-                found = consumer.partitions_for_topic(topic)
-                if not found:
-                    raise ValueError(f"topic {topic} does not exist (create it with `tocsin topics create`)")
-                partitions += [(topic, p) for p in sorted(found)]
+            partitions = [(topic, p) for topic in self.config.topics for p in consumer.partitions(topic)]
         finally:
             consumer.close()
         shards = max(1, min(self.config.shards, len(partitions)))

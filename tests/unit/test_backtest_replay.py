@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from tocsin.pipelines.backtest.replay import rule_indicators, rule_windows
 from tocsin.pipelines.backtest.run import file_countries, settings_for
-from tocsin.pipelines.indicators.aggregate import Evidence, Hit, wire
 from tocsin.pipelines.indicators.catalogue import load_catalogue
-from tocsin.pipelines.indicators.transforms import _FitsWindow
+from tocsin.pipelines.indicators.slices import _Spec
 from tocsin.pipelines.rules.config import load_rules
+from tocsin.pipelines.windowspec import WindowSpec
 
 
 def test_only_the_windows_and_indicators_the_rules_read():
@@ -21,10 +21,9 @@ def test_only_the_windows_and_indicators_the_rules_read():
     settings = settings_for(ruleset, catalogue)
     assert (settings.allowed_lateness_s, settings.early_count, settings.early_seconds) == (0, None, None)
 
-    hit = wire(Hit("k", 1.0, 0, "a.org", Evidence("o", "s", None, None, "a.org", 0)))
-    hourly = _FitsWindow(86_400, wanted["1d/1h"])
-    assert list(hourly.process((("volume.reports", "SSD", None), hit))) == []
-    assert list(hourly.process((("rf11.attack_on_civilians", "SSD", None), hit)))
+    hourly = _Spec(WindowSpec.parse("1d/1h"), wanted["1d/1h"])
+    assert not hourly.takes("volume.reports", 1)
+    assert hourly.takes("rf11.attack_on_civilians", 1)
 
 
 def test_countries_pair_with_files():

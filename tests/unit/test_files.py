@@ -151,12 +151,18 @@ def test_a_directory_without_gdelt_exports_is_refused(tmp_path):
     )
 
 
-def test_batch_observations_come_from_every_format():
-    from tocsin.pipelines.indicators.job import observations_from_files
+def test_batch_observations_come_from_every_format_through_shards(tmp_path, monkeypatch):
+    from tocsin.pipelines.indicators import job
 
+    monkeypatch.setattr(job, "SHARD", 40)  # several shards, none holding the whole input
+    writer = job.ShardWriter(tmp_path)
     paths = [GED_SYRIA, LISTING, GDELT_FILE, RELIEFWEB_JSON, RSS]
-    observations, letters = observations_from_files(paths, country="SSD")
+    letters = job.observations_from_files(paths, "SSD", writer)
+    writer.close()
     assert letters == []
+    assert len(writer.shards) == -(-writer.count // 40) > 1
+    observations = [o for shard in writer.shards for o in job.read_shard(str(shard))]
+    assert len(observations) == writer.count
     by_source = collections.Counter(o["source"] for o in observations)
     assert by_source == {
         "ucdp-ged": 21,

@@ -74,13 +74,14 @@ def test_a_hit_weighs_the_indicator_by_the_source_type():
     assert hit({**obs, "source_type": "CONFLICT_DATA"}, 0.5).weight == 0.5
 
 
-def test_hits_and_keys_leave_classify_as_plain_tuples_and_aggregate_the_same():
-    # Beam's fast coder encodes plain tuples natively and pickles NamedTuples, at every window.
+def test_partials_leave_the_fold_as_plain_data_and_aggregate_the_same():
+    # Beam's fast coder encodes plain tuples, dicts and frozensets natively and pickles NamedTuples.
     from apache_beam.coders import FastPrimitivesCoder
 
     from tocsin.pipelines.indicators import load_catalogue
     from tocsin.pipelines.indicators.normalise import from_incident
-    from tocsin.pipelines.indicators.transforms import _Classify
+    from tocsin.pipelines.indicators.slices import SignalSlices
+    from tocsin.pipelines.windowspec import WindowSpec
 
     observation = from_incident(
         {
@@ -95,19 +96,18 @@ def test_hits_and_keys_leave_classify_as_plain_tuples_and_aggregate_the_same():
             "goldstein": -10.0,
         }
     )
-    out = list(_Classify(load_catalogue(), SOURCE_TYPE_WEIGHTS, by_region=True).process(observation))
-    assert [key for key, _ in out] == [
-        ("rf1.armed_conflict", "ETH", None),
-        ("rf1.armed_conflict", "ETH", "Tigray"),
+    fold = SignalSlices(load_catalogue(), [WindowSpec.parse("1d/1h")], by_region=True)
+    fold.add(None, observation)
+    out = list(fold.drain())
+    assert [(key, ts) for (key, _), ts in out] == [
+        (("1d/1h", ("rf1.armed_conflict", "ETH", None)), 1_605_229_199_999),
+        (("1d/1h", ("rf1.armed_conflict", "ETH", "Tigray")), 1_605_229_199_999),
     ]
     coder = FastPrimitivesCoder()
-    for key, wired in out:
-        assert type(key) is tuple and type(wired) is tuple and type(wired[4]) is tuple
-        assert coder.decode(coder.encode((key, wired))) == (key, wired)
-    acc = add({}, out[0][1])
-    assert coder.decode(coder.encode(acc)) == acc
-    [evidence] = summarise(acc).evidence
-    assert evidence == Evidence(*out[0][1][4]) and evidence.source_id == "gdelt2:1"
+    for element, _ in out:
+        assert coder.decode(coder.encode(element)) == element
+    [evidence] = summarise(out[0][0][1]).evidence
+    assert evidence.source_id == "gdelt2:1"
 
 
 @pytest.mark.parametrize(
@@ -182,12 +182,10 @@ def test_a_hit_counts_the_deaths_its_indicator_asks_for_and_carries_the_span():
 
 
 def test_an_event_known_only_to_a_month_is_kept_out_of_shorter_windows():
-    from tocsin.pipelines.indicators.aggregate import wire
-    from tocsin.pipelines.indicators.transforms import _FitsWindow
+    from tocsin.pipelines.indicators.slices import _Spec
 
     def fits(size_s, span_days):
-        element = (("rf1.armed_conflict", "SYR", None), wire(h("e")._replace(span_days=span_days)))
-        return list(_FitsWindow(size_s).process(element)) == [element]
+        return _Spec(WindowSpec(size_s, size_s), None).takes("rf1.armed_conflict", span_days)
 
     week, month = 7 * 86_400, 31 * 86_400
     assert fits(week, 1) and fits(week, 7) and fits(month, 31)

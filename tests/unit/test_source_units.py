@@ -200,17 +200,28 @@ def test_close_when_idle_moves_a_fully_read_partition_to_its_latest_event_time()
     assert wm.partition_watermarks()[A] == 50_000_000 + 2_000  # idle: from the latest event on
 
 
-class _Ends:
-    """Stands in for the consumer's end_offsets/position, the two calls _waiting makes."""
+def test_close_when_idle_with_a_horizon_closes_every_window_holding_data_at_once():
+    wm = ShardWatermark({A: (FLOOR_MS, FLOOR_MS, 0.0)}, 3600.0, 10.0, close_when_idle=True, close_horizon=600)
+    wm.observe(A, 50_000_000)
+    wm.advance(now=wm.partitions[A][2] + 10)
+    assert wm.partition_watermarks()[A] == 50_000_000 + 600_000  # past a 10-minute window's end
 
-    def __init__(self, ends: dict, positions: dict):
-        self.ends, self.positions = ends, positions
+
+def test_without_close_when_idle_an_idle_partition_creeps_from_its_bound():
+    wm = ShardWatermark({A: (FLOOR_MS, FLOOR_MS, 0.0)}, 3600.0, 10.0)
+    wm.observe(A, 50_000_000)
+    wm.advance(now=wm.partitions[A][2] + 12)
+    assert wm.partition_watermarks()[A] == 50_000_000 - 3_600_000 + 2_000
+
+
+class _Ends:
+    """Stands in for the consumer's end_offsets, the call _waiting makes."""
+
+    def __init__(self, ends: dict):
+        self.ends = ends
 
     def end_offsets(self, tps):
-        return {tp: self.ends[(tp.topic, tp.partition)] for tp in tps}
-
-    def position(self, tp):
-        return self.positions[(tp.topic, tp.partition)]
+        return {tp: self.ends[tp] for tp in tps}
 
 
 def test_a_partition_turning_idle_is_checked_for_a_backlog_even_within_the_cache_second():
@@ -220,7 +231,8 @@ def test_a_partition_turning_idle_is_checked_for_a_backlog_even_within_the_cache
 
     b = ("t", 1)
     reader = _ReadShard(SourceConfig(decode=None, client={}, topics=("t",), group_id="g", idle_timeout=1.0))
-    consumer = _Ends({A: 10, b: 10}, {A: 10, b: 4})  # b has 6 unread records
+    consumer = _Ends({A: 10, b: 10})
+    reader._fetched = {A: 10, b: 4}  # b has 6 unread records
     now = time.time()
     wm = ShardWatermark({A: (FLOOR_MS, FLOOR_MS, now - 5), b: (FLOOR_MS, FLOOR_MS, now)}, 0.0, 1.0)
     assert reader._waiting(consumer, wm, read={}) == set()  # only A looks idle, and it has no backlog

@@ -146,8 +146,9 @@ class LocalBroker:
             "kafka.tools.StorageTool",
             "format",
             "--ignore-formatted",
-            "-t",
-            cluster_id,
+            # One argument: a random id may start with '-' (URL-safe base64), which the tool's
+            # parser took for an option when the id came as the next argument (1 start in 64 failed).
+            f"--cluster-id={cluster_id}",
             "-c",
             str(self.config_file),
         )

@@ -1,0 +1,131 @@
+"""Observations -> partial signal values per window spec, place and time slice (in-reader combining).
+
+An observation meets a few indicators; each meeting is a hit for the country and for its region, and
+each hit lies in size/period windows of every spec (24 for a day sliding hourly). Sent to the runner
+one by one, those are dozens of elements per observation, each dispatched, windowed and coded in
+Python. Here a batch of observations (one read call of the Kafka source, or a chunk of a file in a
+replay) is classified and folded into one accumulator (aggregate.py) per (spec, place, slice), where
+a slice is the spec's period: every window of the spec is a union of whole slices, so merging the
+accumulators of its slices gives exactly the value the hits would have given one by one.
+
+The rules each spec applies to a hit are here, in one place: only the indicators asked for in that
+spec (a replay asks only for what its rules read), and an event known only to lie within a span of
+days longer than the spec's windows is kept out of them (a year's deaths on its first day would be
+the largest spike of the year).
+"""
+
+from __future__ import annotations
+
+from tocsin.pipelines.indicators.aggregate import SOURCE_TYPE_WEIGHTS, add, hit, wire
+from tocsin.pipelines.indicators.catalogue import Catalogue
+from tocsin.pipelines.indicators.classify import classify
+from tocsin.pipelines.io.kafka_source import Combiner
+from tocsin.pipelines.windowspec import WindowSpec
+from tocsin.telemetry.metrics import counter
+
+OBSERVATIONS = counter("tocsin_observations_total", "Observations classified", ["source_type"])
+UNLOCATED = counter(
+    "tocsin_observations_unlocated_total",
+    "Observations without a country: kept, but in no signal",
+    ["source"],
+)
+HITS = counter("tocsin_indicator_hits_total", "Observations matching an indicator", ["indicator"])
+SPANS_TOO_LONG = counter(
+    "tocsin_hits_span_too_long_total",
+    "Hits kept out of a window spec shorter than the span of days their event is only known to lie in",
+)
+
+
+class _Spec:
+    """What folding needs of one window spec."""
+
+    def __init__(self, spec: WindowSpec, indicators: frozenset[str] | None):
+        self.label = spec.label()
+        self.slice_ms = spec.period_s * 1000
+        self.size_days = spec.size_s / 86_400
+        self.indicators = indicators
+
+    def takes(self, indicator_id: str, span_days: int) -> bool:
+        if self.indicators is not None and indicator_id not in self.indicators:
+            return False
+        if span_days <= self.size_days or span_days == 1:
+            return True
+        SPANS_TOO_LONG.inc()
+        return False
+
+
+class SignalSlices(Combiner):
+    """Folds observations into {(spec label, indicator, country, region): accumulator} per slice.
+
+    `drain` yields ((label, (indicator, country, region)), accumulator) stamped with the last
+    millisecond of its slice. With `fold=False` every hit is its own element (a trigger that fires
+    after a number of hits needs to see them one by one)."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        windows: list[WindowSpec],
+        by_region: bool = True,
+        indicators_by_window: dict[str, frozenset[str]] | None = None,
+        source_weights: dict[str, float] | None = None,
+        fold: bool = True,
+    ):
+        self.catalogue = catalogue
+        self.specs = [_Spec(w, (indicators_by_window or {}).get(w.label())) for w in windows]
+        self.by_region = by_region
+        self.weights = dict(source_weights or SOURCE_TYPE_WEIGHTS)
+        self.fold = fold
+        self.slices: dict = {}
+        self.single: list = []
+
+    def add(self, key, observation: dict, event_ms: int = 0) -> None:
+        """Classify an observation and fold its hits in (at the observation's own event time)."""
+        OBSERVATIONS.labels(observation.get("source_type") or "OTHER").inc()
+        country = observation.get("country")
+        if not country:
+            UNLOCATED.labels(observation.get("source", "")).inc()
+            return
+        region = observation.get("admin1") if self.by_region else None
+        event_ms = observation["event_time"]  # what the source stamped the record with, or a file's
+        for match in classify(self.catalogue, observation):
+            HITS.labels(match.indicator_id).inc()
+            h = wire(hit(observation, match.weight, self.weights, match.deaths))
+            span = h[6]
+            places = ((match.indicator_id, country, None),)
+            if region:
+                places += ((match.indicator_id, country, region),)
+            for spec in self.specs:
+                if not spec.takes(match.indicator_id, span):
+                    continue
+                n = event_ms // spec.slice_ms
+                for place in places:
+                    if not self.fold:
+                        self.single.append(((spec.label, place), add({}, h), event_ms))
+                        continue
+                    at = (spec.label, place, n)
+                    acc = self.slices.get(at)
+                    if acc is None:
+                        self.slices[at] = add({}, h)
+                    else:
+                        add(acc, h)
+
+    def drain(self):
+        slices, self.slices = self.slices, {}
+        single, self.single = self.single, []
+        specs = {s.label: s.slice_ms for s in self.specs}
+        for (label, place, n), acc in slices.items():
+            yield ((label, place), acc), (n + 1) * specs[label] - 1
+        for key, acc, event_ms in single:
+            yield (key, acc), event_ms
+
+
+class SignalSlicesFactory:
+    """Picklable factory of SignalSlices, one per read call or chunk."""
+
+    def __init__(self, catalogue: Catalogue, windows: list[WindowSpec], **options):
+        self.catalogue = catalogue
+        self.windows = list(windows)
+        self.options = options
+
+    def __call__(self) -> SignalSlices:
+        return SignalSlices(self.catalogue, self.windows, **self.options)
