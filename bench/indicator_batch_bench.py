@@ -1,4 +1,4 @@
-"""Benchmark: batch replays at scale, `tocsin backtest` on real events repeated under new ids.
+"""Benchmark: batch replays at scale, on real events repeated under new ids.
 
 Inputs, built from the shared real data (skipped with a note when it is absent):
 - GDELT: the 32 export files of the GDELT 2.0 excerpt (9,354 events over 3 days), copied under new
@@ -7,14 +7,18 @@ Inputs, built from the shared real data (skipped with a note when it is absent):
 - UCDP GED: the 1,000-event sample copied 16 times under new ids, every copy's dates moved into
   2018-2021 (its day of the year kept), ~16,000 events over four years, as the issue's replay of a
   country at war.
-Each case is the command a user runs, with the default windows (1d/1h and 7d/1d, per country and
-region: `--all-windows`), timed by the back-test itself (run.json: records/s end to end and per step,
-peak RSS of the Python process, in which the SDK worker runs, and of Prism). `--tocsin DIR` runs the
-cases with another checkout (the one before a change, say) in the same run, for before/after figures.
+Each input runs through the commands a user runs, one after the other: `tocsin pipeline indicators
+--batch --from-file X --output-file Y` (the default windows, 1d/1h and 7d/1d, per country and per
+region) and `tocsin backtest` (the windows and indicators the packaged rules read, then the alerts and
+their scores). Events/s = input events / wall seconds of the whole command (file parsing, Beam start-up
+and all); peak RSS = the command's process tree (Python, in which the SDK worker runs, and Prism),
+sampled every 0.2 s. `--tocsin DIR` also runs the cases with another checkout (the one before a change)
+in the same run, for before/after figures; its `tocsin/` gets links to its top-level packages, so that
+`PYTHONPATH=DIR` imports that checkout's code, not this one's.
 
     python bench/indicator_batch_bench.py [--gdelt-events 1000000] [--tocsin OLD_CHECKOUT ...]
 
-Writes bench/out/indicator_batch.json.
+Writes bench/out/indicator_batch.json (--name to change).
 """
 
 from __future__ import annotations
@@ -104,26 +108,42 @@ def _same_day(day: dt.date, year: int) -> dt.date:
         return day.replace(year=year, day=28)
 
 
-def run_backtest(checkout: Path, args: list[str], workdir: Path) -> dict:
-    """One `tocsin backtest` with `checkout`'s code: its run.json and the wall time."""
+def _commit(checkout: Path) -> str:
+    rev = subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return f"checkout at {rev.stdout.strip() or '?'}"
+
+
+def linked(checkout: Path) -> Path:
+    """A checkout importable by PYTHONPATH: the packages pyproject maps under `tocsin` linked there."""
+    for name in ("pipelines", "connectors", "schemas", "sample_data"):
+        link = checkout / "tocsin" / name
+        if not link.exists():
+            link.symlink_to(Path("..") / name)
+    return checkout
+
+
+def timed(checkout: Path, args: list[str], log: Path) -> dict:
+    """Run `tocsin ARGS` with `checkout`'s code; wall seconds and the process tree's peak RSS."""
+    from measure import SystemProcess  # bench/peers: the same /proc sampling as the peers bench
+
     env = {**os.environ, "PYTHONPATH": str(checkout)}
-    cmd = [
-        sys.executable,
-        "-c",
-        "from tocsin.cli import main; main()",
-        "backtest",
-        *args,
-        "--out",
-        str(workdir),
-    ]
+    entry = "import sys; from tocsin.cli import main; sys.argv[0] = 'tocsin'; main()"
+    cmd = [sys.executable, "-c", entry, *args]
     started = time.perf_counter()
-    result = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True)
+    with SystemProcess(cmd, log, cwd=checkout, env=env) as proc:
+        while proc.running():
+            proc.tree.sample()
+            time.sleep(0.2)
+        code = proc.proc.returncode
     wall = time.perf_counter() - started
-    if result.returncode != 0:
-        return {"error": (result.stderr or result.stdout).strip().splitlines()[-5:], "wall_s": round(wall, 1)}
-    run = json.loads((workdir / "run.json").read_text())
-    signals = sum(1 for p in workdir.glob("signals-*.jsonl") for _ in p.open())
-    return {"wall_s": round(wall, 1), "signal_panes": signals, "run": run}
+    figures = proc.tree.figures()
+    out = {"wall_s": round(wall, 1), "peak_rss_mb": round(figures["peak_rss_mb"])}
+    out["peak_rss_mb_by_process"] = figures["peak_rss_mb_by_process"]
+    if code != 0:
+        out["error"] = log.read_text(errors="replace").strip().splitlines()[-5:]
+    return out
 
 
 def main() -> None:
@@ -131,8 +151,11 @@ def main() -> None:
     p.add_argument("--shared-data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--gdelt-events", type=int, default=1_000_000)
     p.add_argument("--tocsin", type=Path, action="append", default=[], help="Another checkout to run too")
-    p.add_argument("--cases", default="ucdp,gdelt")
+    p.add_argument("--cases", default="ucdp,gdelt", help="Inputs: ucdp, gdelt")
+    p.add_argument("--commands", default="indicators,backtest", help="indicators, backtest")
+    p.add_argument("--name", default="indicator_batch", help="Output: bench/out/NAME.json")
     args = p.parse_args()
+    sys.path.insert(0, str(ROOT / "bench" / "peers"))
     data = args.shared_data
     ewp = data / "onsets" / "ewp2025" / "ewp_mk_events_2025.csv"
     if not ewp.exists():
@@ -142,36 +165,47 @@ def main() -> None:
     if "ucdp" in args.cases:
         ucdp = tmp / "ucdp_16k.csv"
         n = ucdp_copies(data / "ucdp_ged" / "ucdpged_23_1_sample1000.csv", ucdp)
-        inputs["ucdp"] = (f"UCDP GED sample x16 ({n:,} events, 2018-2021)", ["--from-file", str(ucdp)], n)
+        inputs["ucdp"] = (f"UCDP GED sample x16 ({n:,} events, 2018-2021)", ucdp, n)
     if "gdelt" in args.cases:
         gdelt = tmp / "gdelt"
         gdelt_copies(data / "gdelt2" / "export_15min", gdelt, args.gdelt_events)
-        inputs["gdelt"] = (
-            f"GDELT 2.0 excerpt repeated ({args.gdelt_events:,} events)",
-            ["--from-file", str(gdelt)],
-            args.gdelt_events,
-        )
-    checkouts = [("this checkout", ROOT)] + [(str(c), c.resolve()) for c in args.tocsin]
+        title = f"GDELT 2.0 excerpt repeated ({args.gdelt_events:,} events)"
+        inputs["gdelt"] = (title, gdelt, args.gdelt_events)
+    # Named by their commit, not their path: the JSON says what ran, not where.
+    checkouts = [("this checkout", ROOT)] + [(_commit(c), linked(c.resolve())) for c in args.tocsin]
     results = []
-    for case, (title, case_args, n) in inputs.items():
-        for name, checkout in checkouts:
-            console.print(f"[bold]{title}[/] with {name} ...")
-            workdir = tmp / f"out-{case}-{len(results)}"
-            out = run_backtest(checkout, [*case_args, "--episodes", str(ewp), "--all-windows"], workdir)
-            out |= {"case": case, "title": title, "events": n, "checkout": name}
-            if "run" in out:
-                out["events_per_s"] = round(n / out["wall_s"])
-            console.print(json.dumps({k: v for k, v in out.items() if k != "run"}))
-            results.append(out)
+    for case, (title, path, n) in inputs.items():
+        for command in args.commands.split(","):
+            for name, checkout in checkouts:
+                work = tmp / f"{case}-{command}-{len(results)}"
+                work.mkdir()
+                if command == "indicators":
+                    cmd = ["pipeline", "indicators", "--batch", "--from-file", str(path)]
+                    cmd += ["--output-file", str(work / "signals.jsonl")]
+                else:
+                    cmd = ["backtest", "--from-file", str(path), "--episodes", str(ewp)]
+                    cmd += ["--report", str(work), "--quiet"]
+                console.print(f"[bold]{title}[/]: {command} with {name} ...")
+                out = timed(checkout, cmd, work / "command.log")
+                out |= {"case": case, "title": title, "command": command, "events": n, "checkout": name}
+                if "error" not in out:
+                    out["events_per_s"] = round(n / out["wall_s"])
+                    if command == "indicators":
+                        out["signal_panes"] = sum(1 for _ in (work / "signals.jsonl").open())
+                    else:
+                        run = json.loads((work / "run.json").read_text())
+                        out["backtest_run"] = run
+                console.print(json.dumps({k: v for k, v in out.items() if k != "backtest_run"}))
+                results.append(out)
     OUT.mkdir(parents=True, exist_ok=True)
     report = {
         "results": results,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
-        "note": "events/s = input events / wall seconds of the whole `tocsin backtest` command",
+        "note": "events/s = input events / wall seconds of the whole command (parsing, Beam start-up, all)",
     }
-    (OUT / "indicator_batch.json").write_text(json.dumps(report, indent=2) + "\n")
-    console.print(f"wrote {OUT / 'indicator_batch.json'}")
+    (OUT / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    console.print(f"wrote {OUT / f'{args.name}.json'}")
 
 
 if __name__ == "__main__":

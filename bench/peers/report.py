@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from systems import JOBS, SYSTEMS
@@ -31,6 +32,16 @@ def summarize(runs: list[dict]) -> dict:
                 "worst_round": worst["round"] if worst else None,
                 "score": worst["score"] if worst else None,
                 "rate_incl_startup": [r.get("events_per_s_incl_startup") for r in cell["rounds"]],
+                "rate_startup_subtracted": [r.get("events_per_s_startup_subtracted") for r in cell["rounds"]],
+                "startup_s": [r.get("startup_s") for r in cell["rounds"]],
+                "startup_subtracted_reason": next(
+                    (
+                        r["startup_subtracted_reason"]
+                        for r in cell["rounds"]
+                        if r.get("startup_subtracted_reason")
+                    ),
+                    None,
+                ),
                 "matches": sorted(
                     set.intersection(*(set(r["matches"]) for r in scored)) if scored else set()
                 ),
@@ -46,7 +57,12 @@ def summarize(runs: list[dict]) -> dict:
 
 
 def write_json(path: Path, result: dict) -> None:
-    path.write_text(json.dumps(result, indent=2, sort_keys=False) + "\n")
+    text = json.dumps(result, indent=2, sort_keys=False) + "\n"
+    # Commands as run name this machine's checkout and temp dirs: kept relative, so the file says
+    # what ran, not where.
+    root = str(Path(__file__).resolve().parents[2]) + "/"
+    text = re.sub(r'"/tmp/peers-[^/"]+/', '"<tmp>/', text.replace(root, ""))
+    path.write_text(text)
 
 
 def _rate(cell: dict | None) -> str:
@@ -76,6 +92,25 @@ def _rates(values: list) -> str:
         return "—"
     lo, hi = round(min(values)), round(max(values))
     return f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
+
+
+def _range(values: list, digits: int) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "—"
+    lo, hi = _num(min(values), digits), _num(max(values), digits)
+    return lo if lo == hi else f"{lo}–{hi}"
+
+
+def _subtracted(cell: dict | None) -> str:
+    """The start-up-subtracted rate range; where no round has one, the first reason a round gave."""
+    if not cell:
+        return "—"
+    if not any(cell["rate_startup_subtracted"]):
+        return cell["startup_subtracted_reason"] or "—"
+    text = _rates(cell["rate_startup_subtracted"])
+    missing = sum(1 for v in cell["rate_startup_subtracted"] if not v)
+    return text + (f" ({missing} round(s): {cell['startup_subtracted_reason']})" if missing else "")
 
 
 def _score_row(job: str, label: str, policy: str, cell: dict) -> list:
@@ -130,6 +165,21 @@ def markdown(result: dict) -> str:
     for job in cfg["jobs"]:
         cells = [_rates((summary.get(job, {}).get(n) or {}).get("rate_incl_startup", [])) for n in windowed]
         lines.append(_row([job] + cells))
+    lines += [
+        "",
+        "Start-up subtracted, min–max: events / ((process start to the last window) − S), S = the same "
+        "system's start-up latency on the same job in the same round, measured before the round on a "
+        f"tiny input ({cfg.get('startup_probe', {}).get('events', 0):,} events, the same end markers): "
+        "process start to its last window. Rows 'S' give S in seconds, min–max over the rounds.",
+        "",
+        _row(["job"] + [SYSTEMS[n].label for n in windowed]),
+        _row(["---"] + ["---:"] * len(windowed)),
+    ]
+    for job in cfg["jobs"]:
+        lines.append(_row([job] + [_subtracted(summary.get(job, {}).get(n)) for n in windowed]))
+    for job in cfg["jobs"]:
+        cells = [_range((summary.get(job, {}).get(n) or {}).get("startup_s", []), 1) for n in windowed]
+        lines.append(_row([f"{job}: S, s"] + cells))
     lines += [
         "",
         "Exactness (the worst round): windows whose count equals the truth, for the policy the system "

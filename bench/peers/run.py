@@ -1,10 +1,11 @@
 """Side-by-side throughput of tocsin's window-count job and Python stream processors on one Kafka broker.
 
 One broker, one generated data set, every system in turn (never two at once), each round running
-both jobs for every system. Each peer runs in a venv of its own, created on first use. See README.md
-for what is measured and how.
+both jobs for every system, after a start-up probe of each windowed system and job on a tiny input.
+Each peer runs in a venv of its own, created on first use. See README.md for what is measured and how.
 
     python bench/peers/run.py [--events 200000] [--rounds 2] [--systems tocsin,quix,...] [--jobs A,B]
+                              [--probe-events 200]
 
 Writes bench/out/peers.json and bench/out/peers.md; each run's log goes to bench/out/tmp/peers/.
 """
@@ -48,6 +49,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--jobs", default=",".join(JOBS), help="subset of A,B")
     parser.add_argument("--seed", type=int, default=20240101)
     parser.add_argument(
+        "--probe-events",
+        type=int,
+        default=200,
+        help="events in the tiny input of the start-up probes (each round, each windowed system and "
+        "job, before the measured runs); 0: no probes, no start-up-subtracted rate",
+    )
+    parser.add_argument(
         "--tocsin-cli",
         choices=("auto", "new", "legacy"),
         default="auto",
@@ -81,7 +89,13 @@ def child_env() -> dict:
 
 
 def run_windowed(
-    system: System, spec: RunSpec, expected: dict[str, int], args, tocsin_cli: str, log: Path
+    system: System,
+    spec: RunSpec,
+    expected: dict[str, int],
+    args,
+    tocsin_cli: str,
+    log: Path,
+    what: str = "",
 ) -> dict:
     cmd = system.command(spec, tocsin_cli)
     if isinstance(cmd, str):
@@ -91,7 +105,7 @@ def run_windowed(
     status = "timeout"
     try:
         with SystemProcess(cmd, log, ROOT, child_env()) as proc, _progress() as progress:
-            task = progress.add_task(f"{system.label} job {spec.job.name}", total=len(expected))
+            task = progress.add_task(f"{system.label} job {spec.job.name}{what}", total=len(expected))
             next_sample = 0.0
             while True:
                 reader.poll(200)
@@ -134,6 +148,53 @@ def run_windowed(
         return result | {"output": reader.latest, "first_batch": reader.first_batch}
     finally:
         reader.close()
+
+
+def run_probes(
+    rnd: int, chosen: list[System], probe: data.Dataset, topic: str, truths: dict, args, ctx: dict
+) -> dict[tuple[str, str], dict]:
+    """Each windowed system once per job on the tiny input `topic`: its start-up latency S for this
+    round (score.STARTUP_RULE). Run before the round's measured runs, so that they also warm the page
+    cache for them; keyed by (job, system name)."""
+    out = {}
+    for job in args.jobs:
+        for system in (s for s in chosen if not s.raw):
+            run_id = f"{system.name}.{job}.r{rnd}.probe.{uuid.uuid4().hex[:6]}"
+            spec = _spec(ctx, topic, run_id, job, probe)
+            result = run_windowed(
+                system,
+                spec,
+                truths[(job, system.policy)],
+                args,
+                ctx["tocsin_cli"],
+                LOGS / f"{run_id}.log",
+                " (start-up probe)",
+            )
+            for k in ("output", "first_batch", "events_per_s_incl_startup"):
+                result.pop(k, None)  # not scored, no rate: only the time to its last window counts
+            startup_s, why = score.startup_latency(result)
+            result = {"round": rnd, "job": job, "system": system.name} | result
+            result |= {"startup_s": startup_s, "startup_reason": why}
+            out[(job, system.name)] = result
+            console.log(
+                f"r{rnd} {job} {system.label} start-up probe: {result['status']}"
+                + (f", S = {startup_s:.2f} s" if startup_s is not None else f" — {why}")
+            )
+    return out
+
+
+def _spec(ctx: dict, input_topic: str, run_id: str, job: str, dataset: data.Dataset) -> RunSpec:
+    return RunSpec(
+        bootstrap=ctx["bootstrap"],
+        input_topic=input_topic,
+        output_topic=f"peers.out.{run_id}",
+        group_id=f"peers.{run_id}",
+        job=JOBS.get(job, JOBS["A"]),
+        events=len(dataset.events),
+        records=len(dataset.events) + len(dataset.ends),
+        state_dir=ctx["tmp"] / "state" / run_id,
+        dead_letter_topic=DEAD_LETTERS,
+    )
 
 
 def _drain(reader: OutputReader, quiet: float) -> None:
@@ -197,13 +258,21 @@ def main() -> None:
     with console.status(f"generating {args.events:,} events"):
         dataset = data.generate(args.events, seed=args.seed)
         event_times = [e.ts for e in dataset.events]
-        truths = {}
-        for job in args.jobs:
-            j = JOBS[job]
-            for policy in data.POLICIES:
-                truths[(job, policy)] = data.truth(dataset, j.size_ms, j.step_ms, j.grace_ms, policy)
+        truths = _truths(dataset, args.jobs)
+        # The start-up probes' input: the same layout and event-time span, so the same end markers
+        # close the same kind of windows, but too few events for their processing to take any time.
+        probe = data.generate(
+            args.probe_events,
+            keys=dataset.keys,
+            partitions=dataset.partitions,
+            span_ms=dataset.span_ms,
+            late_fraction=dataset.late_fraction,
+            seed=args.seed,
+        )
+        probe_truths = _truths(probe, args.jobs)
 
     runs: list[dict] = []
+    probes: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="peers-") as tmp:
         with console.status("starting the Kafka broker"):
             broker, kafka_version = start_broker(Path(tmp) / "kafka")
@@ -216,22 +285,22 @@ def main() -> None:
                 task = progress.add_task(f"producing to {input_topic}", total=len(dataset.events))
                 data.produce(bootstrap, input_topic, dataset, lambda n: progress.update(task, completed=n))
             console.log(f"{len(dataset.events):,} events + {len(dataset.ends)} end markers in {input_topic}")
+            probe_topic = f"peers.probe.{tag}.v1"
+            if args.probe_events:
+                create_topics(bootstrap, {probe_topic: probe.partitions})
+                data.produce(bootstrap, probe_topic, probe)
+                console.log(f"{len(probe.events):,} events + {len(probe.ends)} end markers in {probe_topic}")
+            ctx = {"bootstrap": bootstrap, "tmp": Path(tmp), "tocsin_cli": tocsin_cli}
             for rnd in range(1, args.rounds + 1):
+                startups = {}
+                if args.probe_events:
+                    startups = run_probes(rnd, chosen, probe, probe_topic, probe_truths, args, ctx)
+                    probes += startups.values()
                 plan = [("raw", s) for s in chosen if s.raw]
                 plan += [(job, s) for job in args.jobs for s in chosen if not s.raw]
                 for job, system in plan:
                     run_id = f"{system.name}.{job}.r{rnd}.{uuid.uuid4().hex[:6]}"
-                    spec = RunSpec(
-                        bootstrap=bootstrap,
-                        input_topic=input_topic,
-                        output_topic=f"peers.out.{run_id}",
-                        group_id=f"peers.{run_id}",
-                        job=JOBS.get(job, JOBS["A"]),
-                        events=len(dataset.events),
-                        records=len(dataset.events) + len(dataset.ends),
-                        state_dir=Path(tmp) / "state" / run_id,
-                        dead_letter_topic=DEAD_LETTERS,
-                    )
+                    spec = _spec(ctx, input_topic, run_id, job, dataset)
                     log = LOGS / f"{run_id}.log"
                     if system.raw:
                         result = run_raw(system, spec, args, log)
@@ -240,6 +309,7 @@ def main() -> None:
                             system, spec, truths[(job, system.policy)], args, tocsin_cli, log
                         )
                         _score(result, truths, job, system, event_times)
+                        _subtract_startup(result, spec.events, startups.get((job, system.name)))
                     result = {"round": rnd, "job": job, "system": system.name} | result
                     runs.append(result)
                     _log_result(result, system)
@@ -256,6 +326,12 @@ def main() -> None:
             "tocsin_cli": tocsin_cli,
             "data": dataset.config(),
             "timing_rule": score.TIMING_RULE,
+            "startup_rule": score.STARTUP_RULE,
+            "startup_probe": {
+                "events": args.probe_events,
+                "data": probe.config() if args.probe_events else None,
+                "when": "each round, before its measured runs: every windowed system, every job",
+            },
         },
         "machine": {
             "cpus": os.cpu_count(),
@@ -270,11 +346,31 @@ def main() -> None:
         },
         "summary": report.summarize(runs),
         "runs": runs,
+        "startup_probes": probes,
     }
     report.write_json(OUT / "peers.json", result)
     (OUT / "peers.md").write_text(report.markdown(result))
     console.log(f"wrote {(OUT / 'peers.json').relative_to(ROOT)} and {(OUT / 'peers.md').relative_to(ROOT)}")
     print(report.markdown(result))
+
+
+def _truths(dataset: data.Dataset, jobs: list[str]) -> dict[tuple[str, str], dict[str, int]]:
+    out = {}
+    for job in jobs:
+        j = JOBS[job]
+        for policy in data.POLICIES:
+            out[(job, policy)] = data.truth(dataset, j.size_ms, j.step_ms, j.grace_ms, policy)
+    return out
+
+
+def _subtract_startup(result: dict, events: int, probe: dict | None) -> None:
+    """The measured run's rate by score.STARTUP_RULE, with the probe of its system, job and round."""
+    if probe is None:
+        startup_s, why = None, "no start-up probe (--probe-events 0)"
+    else:
+        startup_s, why = probe["startup_s"], probe["startup_reason"]
+        result["startup_probe_log"] = probe.get("log")
+    result |= score.startup_subtracted_rate(events, result.get("wall_s"), startup_s, why or "")
 
 
 def _score(result: dict, truths: dict, job: str, system: System, event_times: list[int]) -> None:
@@ -298,6 +394,9 @@ def _log_result(result: dict, system: System) -> None:
     text = f"r{result['round']} {result['job']} {system.label}: {result['status']}"
     if rate:
         text += f", {rate:,.0f} events/s"
+    corrected = result.get("events_per_s_startup_subtracted")
+    if corrected:
+        text += f" ({corrected:,.0f} start-up subtracted)"
     if "score" in result:
         s = result["score"]
         text += (

@@ -63,3 +63,47 @@ def rate(event_times: list[int], first_batch: list[dict], grace_ms: int, span: f
         "measured_s": span,
         "progress_at_t0_ms": p0,
     }
+
+
+STARTUP_RULE = (
+    "Start-up subtracted, the same for every windowed system: in each round, before the measured runs, "
+    "each system runs each job once on a tiny input topic of its own (the same generator, seed, keys, "
+    "partitions and event-time span, a few hundred events, the same __end__ markers); its start-up "
+    "latency S = process start to the arrival of its last window there (start-up + pipeline latency, "
+    "the processing of so few events being negligible). For the measured run of that system, job and "
+    "round: rate = events / ((t1 - process start) - S). No rate when that difference is not positive, "
+    "or when the probe did not end normally (complete, or its output stalled after the last window)."
+)
+
+# Probe ends whose last window is the system's last: every expected window came, or output had
+# stopped for --stall seconds (a system that never emits some window, as Pathway may not).
+_PROBE_OK = ("complete", "stalled")
+
+
+def startup_latency(probe: dict) -> tuple[float | None, str | None]:
+    """(S, None) from a start-up probe's result (run.run_windowed on the tiny input), or (None, why)."""
+    if probe.get("wall_s") is None:
+        return None, f"start-up probe: {probe.get('reason') or probe.get('status')}"
+    if probe.get("status") not in _PROBE_OK:
+        return None, f"start-up probe: {probe.get('status')}"
+    return probe["wall_s"], None
+
+
+def startup_subtracted_rate(
+    events: int, wall_s: float | None, startup_s: float | None, why_no_startup: str = "no start-up probe"
+) -> dict:
+    """Events per second by STARTUP_RULE: `wall_s` = measured run's process start to last window,
+    `startup_s` = S of the same system, job and round (None: `why_no_startup`). Null with a reason
+    where the rule gives no rate."""
+    out = {"events_per_s_startup_subtracted": None, "startup_s": startup_s, "processing_s": None}
+    if wall_s is None:
+        return out | {"startup_subtracted_reason": "no window in the measured run"}
+    if startup_s is None:
+        return out | {"startup_subtracted_reason": why_no_startup}
+    processing = wall_s - startup_s
+    out["processing_s"] = processing
+    if processing <= 0:
+        # The tiny input's last window came no sooner than the full one's: the run's work cannot be
+        # told apart from start-up (variance between launches exceeds the processing time).
+        return out | {"startup_subtracted_reason": "last window no later than in the start-up probe"}
+    return out | {"events_per_s_startup_subtracted": events / processing}

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
+
 from tocsin.pipelines.rules.config import RuleSet
 from tocsin.pipelines.windowspec import WindowSpec
 
@@ -127,7 +129,7 @@ def compute_signals(shards: list[Path], settings, workdir: Path, beam_args: list
             # Each shard's observations are folded into partials as they are read (slices.py).
             | "ReadAndFold" >> beam.ParDo(FoldObservations(settings.slices(), read=read_shard))
             | "Signals" >> settings.windowed(final_only=True)
-            | "Json" >> beam.Map(lambda s: json.dumps(s, sort_keys=True))
+            | "Json" >> beam.Map(lambda s: orjson.dumps(s, option=orjson.OPT_SORT_KEYS).decode())
             | "Write" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl")
         )
     return sorted(Path(p) for p in glob.glob(prefix + "-*.jsonl"))

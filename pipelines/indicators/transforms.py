@@ -120,6 +120,32 @@ def signal_id(key: PlaceKey, start_ms: int, end_ms: int) -> str:
     return f"{key.indicator_id}:{place}:{start_ms}-{end_ms}"
 
 
+def signal(
+    key: PlaceKey, start_ms: int, end_ms: int, summary, risk_factors: list[int], timing: str, index: int
+) -> dict:
+    """The IndicatorSignal of a window's value (a pane of it)."""
+    for rf in risk_factors:
+        SIGNALS.labels(timing, key.country, f"rf{rf}").inc()
+    return {
+        "id": signal_id(key, start_ms, end_ms),
+        "indicator_id": key.indicator_id,
+        "risk_factors": risk_factors,
+        "country": key.country,
+        "region": key.region,
+        "window_start": start_ms,
+        "window_end": end_ms,
+        "count": summary.count,
+        "weighted_count": summary.weighted_count,
+        "fatalities": summary.fatalities,
+        "distinct_sources": summary.distinct_sources,
+        "pane": timing,
+        "pane_index": index,
+        "evidence_ids": [e.source_id for e in summary.evidence],
+        "evidence": [e._asdict() for e in summary.evidence],
+        "emitted_at": int(time.time() * 1000),
+    }
+
+
 class _FormatSignal(beam.DoFn):
     def __init__(self, risk_factors: dict[str, list[int]], emit_after_ms: int | None):
         self.risk_factors = risk_factors
@@ -133,26 +159,45 @@ class _FormatSignal(beam.DoFn):
             SUPPRESSED.inc()  # complete and durable before the restart; recounting it now would undercount
             return
         timing = {0: "EARLY", 1: "ON_TIME", 2: "LATE"}.get(pane.timing, "UNKNOWN") if pane else "UNKNOWN"
-        for rf in self.risk_factors[key.indicator_id]:
-            SIGNALS.labels(timing, key.country, f"rf{rf}").inc()
-        yield {
-            "id": signal_id(key, start_ms, end_ms),
-            "indicator_id": key.indicator_id,
-            "risk_factors": self.risk_factors[key.indicator_id],
-            "country": key.country,
-            "region": key.region,
-            "window_start": start_ms,
-            "window_end": end_ms,
-            "count": summary.count,
-            "weighted_count": summary.weighted_count,
-            "fatalities": summary.fatalities,
-            "distinct_sources": summary.distinct_sources,
-            "pane": timing,
-            "pane_index": pane.index if pane else 0,
-            "evidence_ids": [e.source_id for e in summary.evidence],
-            "evidence": [e._asdict() for e in summary.evidence],
-            "emitted_at": int(time.time() * 1000),
-        }
+        index = pane.index if pane else 0
+        yield signal(key, start_ms, end_ms, summary, self.risk_factors[key.indicator_id], timing, index)
+
+
+def sliding_windows(slices: dict[int, dict], size_ms: int, period_ms: int):
+    """(start ms, end ms, accumulator) of every window holding a slice, from {slice n: accumulator}
+    (slice n covers [n * period, (n + 1) * period)); each window merges the size/period slices it
+    covers, as Flink's sliced windows do, into a new accumulator (no slice is changed)."""
+    per_window = size_ms // period_ms
+    starts = sorted({m for n in slices for m in range(n - per_window + 1, n + 1)})
+    for m in starts:  # the window starting at slice m covers slices m .. m + per_window - 1
+        acc: dict = {}
+        for n in range(m, m + per_window):
+            part = slices.get(n)
+            if part is not None:
+                merge_into(acc, part)
+        yield m * period_ms, m * period_ms + size_ms, acc
+
+
+class _SlicedWindows(beam.DoFn):
+    """((spec label, place), [(slice n, accumulator), ...]) -> the final signal of each window."""
+
+    def __init__(self, risk_factors: dict[str, list[int]], specs: dict[str, tuple[int, int]]):
+        self.risk_factors = risk_factors
+        self.specs = specs
+
+    def process(self, element):
+        (label, place), parts = element
+        size_ms, period_ms = self.specs[label]
+        slices: dict[int, dict] = {}
+        for n, acc in parts:
+            if n in slices:
+                merge_into(slices[n], acc)
+            else:
+                slices[n] = dict(acc)  # a copy: the input may be shared
+        key = PlaceKey(*place)
+        rfs = self.risk_factors[key.indicator_id]
+        for start_ms, end_ms, acc in sliding_windows(slices, size_ms, period_ms):
+            yield signal(key, start_ms, end_ms, summarise(acc), rfs, "ON_TIME", 0)
 
 
 def trigger_for(early_count: int | None, early_seconds: float | None):
@@ -215,6 +260,35 @@ class WindowSignals(beam.PTransform):
                 | f"Unwindow {label}" >> beam.WindowInto(window.GlobalWindows())
             )
         return outputs[0] if len(outputs) == 1 else tuple(outputs) | "Signals" >> beam.Flatten()
+
+
+class BatchWindowSignals(beam.PTransform):
+    """Partials -> each window's final signal, once, in batch: the partials of a place are grouped with
+    its slice numbers and every window is assembled from its slices (`sliding_windows`), instead of
+    each partial being assigned to every window it lies in and shuffled once per window (24 times for
+    a day sliding hourly). The same signals as WindowSignals with `final_only`."""
+
+    def __init__(self, catalogue: Catalogue, windows: list[WindowSpec]):
+        super().__init__()
+        self.risk_factors = {i.id: list(i.risk_factors) for i in catalogue.indicators}
+        self.specs = {w.label(): (w.size_s * 1000, w.period_s * 1000) for w in windows}
+
+    def expand(self, partials):
+        return (
+            partials
+            | "Slice" >> beam.ParDo(_SliceNumber(self.specs))
+            | "PerPlace" >> beam.GroupByKey()
+            | "Windows" >> beam.ParDo(_SlicedWindows(self.risk_factors, self.specs))
+        )
+
+
+class _SliceNumber(beam.DoFn):
+    def __init__(self, specs: dict[str, tuple[int, int]]):
+        self.specs = specs
+
+    def process(self, partial, timestamp=beam.DoFn.TimestampParam):
+        key, acc = partial
+        yield key, (timestamp.micros // 1000 // self.specs[key[0]][1], acc)
 
 
 def _of_spec(partial, label: str):
