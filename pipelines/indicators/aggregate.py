@@ -208,3 +208,15 @@ class SignalCombineFn(beam.CombineFn):
 
     def compact(self, acc):
         return acc
+
+
+class MergeSignals(SignalCombineFn):
+    """Partial accumulators (of a window's slices, slices.py) -> the window's Summary."""
+
+    def add_input(self, acc, partial):
+        return merge_into(acc, partial)
+
+    def add_inputs(self, acc, partials):
+        for partial in partials:
+            merge_into(acc, partial)
+        return acc

@@ -27,7 +27,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
-from tocsin.pipelines.indicators.aggregate import merge_into, summarise
+from tocsin.pipelines.indicators.aggregate import MergeSignals, merge_into, summarise
 from tocsin.pipelines.indicators.catalogue import Catalogue
 from tocsin.pipelines.indicators.slices import SignalSlicesFactory
 from tocsin.pipelines.windowspec import WindowSpec, parse_duration, parse_duration_or_zero  # noqa: F401 (re-exported)
@@ -86,33 +86,6 @@ class FoldObservations(beam.DoFn):
 
 
 # ---------------------------------------------------------------------------------------------- window
-
-
-class MergeSignals(beam.CombineFn):
-    """Partial accumulators (aggregate.py) of a window's slices -> the window's Summary."""
-
-    def create_accumulator(self):
-        return {}
-
-    def add_input(self, acc, partial):
-        return merge_into(acc, partial)
-
-    def add_inputs(self, acc, partials):
-        for partial in partials:
-            merge_into(acc, partial)
-        return acc
-
-    def merge_accumulators(self, accumulators):
-        accumulators = iter(accumulators)
-        out = next(accumulators, None)  # Beam lets the first be changed: it is this fn's own
-        if out is None:
-            return {}
-        for acc in accumulators:
-            merge_into(out, acc)
-        return out
-
-    def extract_output(self, acc):
-        return summarise(acc)
 
 
 def signal_id(key: PlaceKey, start_ms: int, end_ms: int) -> str:

@@ -145,9 +145,9 @@ def _without_logical_types(schema):
     return schema
 
 
-def decode_plain(message: bytes, registry: SchemaRegistry | None = None) -> tuple[dict, Schema]:
-    """(record, writer schema) of a message, decoded with its writer schema and logical types left as
-    their primitives (timestamps as epoch milliseconds): the pipelines' fast path."""
+def _read(message: bytes, registry: SchemaRegistry | None, parsed) -> tuple[dict, Schema]:
+    """(record, writer schema): the body read with the writer schema named by the message's fingerprint;
+    `parsed(writer)` gives (the writer's parsed form to read with, the reader's or None)."""
     registry = registry or default_registry()
     fp = writer_fingerprint(message)
     writer = registry.by_fingerprint.get(fp)
@@ -156,22 +156,22 @@ def decode_plain(message: bytes, registry: SchemaRegistry | None = None) -> tupl
     body = io.BytesIO(message)
     body.seek(HEADER_SIZE)
     try:
-        return fastavro.schemaless_reader(body, writer.plain, None), writer
+        return fastavro.schemaless_reader(body, *parsed(writer)), writer
     except Exception as exc:  # fastavro raises several types for corrupt bodies
         raise SerdeError(f"cannot decode {writer.name} body: {type(exc).__name__}: {exc}") from exc
+
+
+def decode_plain(message: bytes, registry: SchemaRegistry | None = None) -> tuple[dict, Schema]:
+    """(record, writer schema) of a message, decoded with its writer schema and logical types left as
+    their primitives (timestamps as epoch milliseconds): the pipelines' fast path."""
+    return _read(message, registry, lambda writer: (writer.plain, None))
 
 
 def decode(message: bytes, reader: Schema | None = None, registry: SchemaRegistry | None = None) -> dict:
     """Decode one message with the writer schema named by its fingerprint, resolved to `reader`."""
-    registry = registry or default_registry()
-    fp = writer_fingerprint(message)
-    writer = registry.by_fingerprint.get(fp)
-    if writer is None:
-        raise SerdeError(f"unknown writer schema fingerprint {fp:016x}")
-    body = io.BytesIO(message)
-    body.seek(HEADER_SIZE)
-    reader_parsed = None if reader is None or reader.fingerprint == fp else reader.fast
-    try:
-        return fastavro.schemaless_reader(body, writer.fast, reader_parsed)
-    except Exception as exc:  # fastavro raises several types for corrupt bodies
-        raise SerdeError(f"cannot decode {writer.name} body: {type(exc).__name__}: {exc}") from exc
+
+    def parsed(writer: Schema):
+        same = reader is None or reader.fingerprint == writer.fingerprint
+        return writer.fast, None if same else reader.fast
+
+    return _read(message, registry, parsed)[0]
