@@ -6,7 +6,7 @@ are kept. `distinct_sources` measures corroboration: the number of independent o
 or, if larger, the number of sources one of its events reports for itself (UCDP number_of_sources, GDELT
 NumSources), so that an event a curated dataset built from five reports is not "one source" because
 the dataset is one publisher.
-`SignalCombineFn` is the Beam CombineFn over these accumulators; `summarise` turns an accumulator into the
+`MergeSignals` is the Beam CombineFn over these accumulators; `summarise` turns an accumulator into the
 signal's numbers with its top evidence. Nothing here knows about windows or Kafka.
 """
 
@@ -182,16 +182,19 @@ def summarise(acc: Accumulator, top: int = TOP_EVIDENCE) -> Summary:
     )
 
 
-class SignalCombineFn(beam.CombineFn):
+class MergeSignals(beam.CombineFn):
+    """Partial accumulators (`add`, slices.py) -> a window's Summary. Its inputs are accumulators, not
+    hits: observations are folded into partials before the windows, so one merge serves both."""
+
     def create_accumulator(self):
         return {}
 
-    def add_input(self, acc, h):
-        return add(acc, h)
+    def add_input(self, acc, partial):
+        return merge_into(acc, partial)
 
-    def add_inputs(self, acc, hits):
-        for h in hits:
-            add(acc, h)
+    def add_inputs(self, acc, partials):
+        for partial in partials:
+            merge_into(acc, partial)
         return acc
 
     def merge_accumulators(self, accumulators):
@@ -207,16 +210,4 @@ class SignalCombineFn(beam.CombineFn):
         return summarise(acc)
 
     def compact(self, acc):
-        return acc
-
-
-class MergeSignals(SignalCombineFn):
-    """Partial accumulators (of a window's slices, slices.py) -> the window's Summary."""
-
-    def add_input(self, acc, partial):
-        return merge_into(acc, partial)
-
-    def add_inputs(self, acc, partials):
-        for partial in partials:
-            merge_into(acc, partial)
         return acc

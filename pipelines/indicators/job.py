@@ -24,7 +24,7 @@ import orjson
 
 from tocsin.pipelines.indicators.catalogue import Catalogue, load_catalogue
 from tocsin.pipelines.indicators.normalise import NormaliseError, as_observation, normalise
-from tocsin.pipelines.indicators.slices import SignalSlicesFactory
+from tocsin.pipelines.indicators.slices import SignalSlicesFactory, slices_for
 from tocsin.pipelines.indicators.transforms import (
     BatchWindowSignals,
     FoldObservations,
@@ -72,37 +72,28 @@ class Settings:
         self.signals_topic = signals_topic
         self.indicators_by_window = indicators_by_window
 
-    def _window_args(self, emit_after_ms: int | None, final_only: bool) -> dict:
+    def _window_args(self, emit_after_ms: int | None) -> dict:
         return dict(
             allowed_lateness_s=self.allowed_lateness_s,
             early_count=self.early_count,
             early_seconds=self.early_seconds,
             emit_after_ms=emit_after_ms,
-            final_only=final_only,
         )
 
-    def signals(self, emit_after_ms: int | None = None, final_only: bool = False) -> IndicatorSignals:
-        """Observations -> signals. `final_only` for batch replays: each window's final pane, once."""
+    def signals(self, emit_after_ms: int | None = None) -> IndicatorSignals:
+        """Observations -> signals (folded per bundle)."""
         return IndicatorSignals(
             self.catalogue,
             self.windows,
             by_region=self.by_region,
             indicators_by_window=self.indicators_by_window,
-            **self._window_args(emit_after_ms, final_only),
+            **self._window_args(emit_after_ms),
         )
 
-    def folds(self) -> bool:
-        """Whether observations are folded into partials before the windows (slices.py): not when a
-        trigger fires after a number of hits, which must then be seen one by one."""
-        return self.early_count is None
-
     def slices(self) -> SignalSlicesFactory:
-        return SignalSlicesFactory(
-            self.catalogue,
-            self.windows,
-            by_region=self.by_region,
-            indicators_by_window=self.indicators_by_window,
-            fold=self.folds(),
+        """The fold of observations into partials before the windows (slices.py)."""
+        return slices_for(
+            self.catalogue, self.windows, self.by_region, self.indicators_by_window, self.early_count
         )
 
     def windowed(self, emit_after_ms: int | None = None, final_only: bool = False):
@@ -110,7 +101,7 @@ class Settings:
         assembled from its slices (BatchWindowSignals)."""
         if final_only:
             return BatchWindowSignals(self.catalogue, self.windows)
-        return WindowSignals(self.catalogue, self.windows, **self._window_args(emit_after_ms, final_only))
+        return WindowSignals(self.catalogue, self.windows, **self._window_args(emit_after_ms))
 
 
 def group_id_for(settings: Settings) -> str:
@@ -121,7 +112,7 @@ def build_streaming(pipeline, opts: KafkaOptions, client: dict, settings: Settin
     from tocsin.pipelines.io.decoders import RawToObservation
 
     # Observations are folded into partials in the source's read calls (slices.py), unless each one
-    # is also published; a trigger that counts hits gets one partial per hit (Settings.folds).
+    # is also published; a trigger that counts hits gets one partial per hit (slices_for).
     fold_in_source = not settings.observations_topic
     config = SourceConfig(
         decode=RawToObservation(),

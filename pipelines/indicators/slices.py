@@ -129,3 +129,21 @@ class SignalSlicesFactory:
 
     def __call__(self) -> SignalSlices:
         return SignalSlices(self.catalogue, self.windows, **self.options)
+
+
+def slices_for(
+    catalogue: Catalogue,
+    windows: list[WindowSpec],
+    by_region: bool,
+    indicators_by_window: dict[str, frozenset[str]] | None,
+    early_count: int | None,
+) -> SignalSlicesFactory:
+    """The fold of a job's settings. A trigger that fires after a number of hits (`early_count`) must
+    see them one by one: every hit is then its own partial."""
+    return SignalSlicesFactory(
+        catalogue,
+        windows,
+        by_region=by_region,
+        indicators_by_window=indicators_by_window,
+        fold=early_count is None,
+    )

@@ -23,13 +23,11 @@ from typing import NamedTuple
 import apache_beam as beam
 from apache_beam.transforms import trigger as tr
 from apache_beam.transforms import window
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.timestamp import Timestamp
-from apache_beam.utils.windowed_value import WindowedValue
 
 from tocsin.pipelines.indicators.aggregate import MergeSignals, merge_into, summarise
 from tocsin.pipelines.indicators.catalogue import Catalogue
-from tocsin.pipelines.indicators.slices import SignalSlicesFactory
+from tocsin.pipelines.indicators.slices import SignalSlicesFactory, slices_for
+from tocsin.pipelines.io.kafka_source import drained
 from tocsin.pipelines.windowspec import WindowSpec, parse_duration, parse_duration_or_zero  # noqa: F401 (re-exported)
 from tocsin.telemetry.metrics import counter
 
@@ -39,7 +37,6 @@ SIGNALS = counter(
 SUPPRESSED = counter(
     "tocsin_signals_suppressed_total", "Panes of windows already complete before a restart, not re-emitted"
 )
-GLOBAL_WINDOWS = (GlobalWindow(),)
 
 
 class PlaceKey(NamedTuple):
@@ -65,8 +62,7 @@ class _FoldBundle(beam.DoFn):
         self.combiner.add(None, observation)
 
     def finish_bundle(self):
-        for element, ts_ms in self.combiner.drain():
-            yield WindowedValue(element, Timestamp(micros=ts_ms * 1000), GLOBAL_WINDOWS)
+        yield from drained(self.combiner)
 
 
 class FoldObservations(beam.DoFn):
@@ -81,8 +77,7 @@ class FoldObservations(beam.DoFn):
         combiner = self.factory()
         for observation in chunk if self.read is None else self.read(chunk):
             combiner.add(None, observation)
-        for element, ts_ms in combiner.drain():
-            yield beam.window.TimestampedValue(element, Timestamp(micros=ts_ms * 1000))
+        yield from drained(combiner)
 
 
 # ---------------------------------------------------------------------------------------------- window
@@ -203,7 +198,6 @@ class WindowSignals(beam.PTransform):
             raise ValueError("at least one window is needed")
         self.risk_factors = {i.id: list(i.risk_factors) for i in catalogue.indicators}
         self.windows = list(windows)
-        self.final_only = final_only
         self.allowed_lateness_s = 0 if final_only else allowed_lateness_s
         self.trigger = tr.AfterWatermark() if final_only else trigger_for(early_count, early_seconds)
         self.emit_after_ms = emit_after_ms
@@ -285,13 +279,8 @@ class IndicatorSignals(beam.PTransform):
         super().__init__()
         self.catalogue = catalogue
         self.windows = windows
-        # A trigger that fires after a number of hits must see them one by one: no folding then.
-        self.factory = SignalSlicesFactory(
-            catalogue,
-            windows,
-            by_region=by_region,
-            indicators_by_window=indicators_by_window,
-            fold=window_args.get("early_count") is None,
+        self.factory = slices_for(
+            catalogue, windows, by_region, indicators_by_window, window_args.get("early_count")
         )
         self.window_args = window_args
 

@@ -401,7 +401,7 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
                 # would take the tracker's lock per record).
                 if not tracker.try_claim((topic, partition, batch[-1].offset())):
                     # Checkpointed by the runner: what the claimed batches folded is still emitted.
-                    yield from _drained(combiner)
+                    yield from drained(combiner)
                     return
                 for message in batch:
                     raw = message.value()
@@ -452,7 +452,7 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
                 RECORDS_CONSUMED.labels(topic).inc(len(batch))
                 if late:
                     LATE_RECORDS.labels(topic).inc(late)
-        yield from _drained(combiner)
+        yield from drained(combiner)
         for key in next_offsets:
             watermark.observe(key, batch_max[key])
         for key in self._waiting(consumer, watermark, next_offsets):
@@ -512,7 +512,8 @@ class _ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
         return self._backlog & set(idle)
 
 
-def _drained(combiner: Combiner | None):
+def drained(combiner: Combiner | None):
+    """A combiner's elements as global-window values at their timestamps (none for no combiner)."""
     if combiner is not None:
         for element, ts_ms in combiner.drain():
             yield WindowedValue(element, Timestamp(micros=ts_ms * 1000), GLOBAL_WINDOWS)

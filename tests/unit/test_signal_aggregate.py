@@ -10,7 +10,7 @@ from tocsin.pipelines.indicators.aggregate import (
     SOURCE_TYPE_WEIGHTS,
     Evidence,
     Hit,
-    SignalCombineFn,
+    MergeSignals,
     add,
     hit,
     merge,
@@ -52,9 +52,9 @@ def test_top_evidence_is_capped_and_ranked_by_weight_deaths_then_recency():
 
 
 def test_the_combine_fn_is_the_pure_functions():
-    fn = SignalCombineFn()
-    a = fn.add_inputs(fn.create_accumulator(), [h("e1"), h("e2")])
-    b = fn.add_input(fn.create_accumulator(), h("e1", origin="z.org"))
+    fn = MergeSignals()
+    a = fn.add_inputs(fn.create_accumulator(), [add({}, h("e1")), add({}, h("e2"))])
+    b = fn.add_input(fn.create_accumulator(), add({}, h("e1", origin="z.org")))
     out = fn.extract_output(fn.merge_accumulators([a, b]))
     assert (out.count, out.distinct_sources) == (2, 2)
     assert fn.extract_output(fn.merge_accumulators([])).count == 0
