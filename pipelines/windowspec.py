@@ -1,8 +1,11 @@
-"""Window specs and durations as written in settings and YAML: '1d/1h', '7d', '600s'. No Beam here."""
+"""Window specs as written in settings and YAML: '1d/1h', '7d', '600s'. No Beam here; durations are
+tocsin.durations'."""
 
 from __future__ import annotations
 
 from typing import NamedTuple
+
+from tocsin.durations import UNITS, parse_duration
 
 
 class WindowSpec(NamedTuple):
@@ -20,21 +23,6 @@ class WindowSpec(NamedTuple):
 
     def label(self) -> str:
         return f"{_duration_label(self.size_s)}/{_duration_label(self.period_s)}"
-
-
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str) -> int:
-    text = text.strip()
-    if not text or text[-1] not in UNITS or not text[:-1].isdigit() or int(text[:-1]) <= 0:
-        raise ValueError(f"duration {text!r} is not a positive whole number of s, m, h, d or w (e.g. 7d)")
-    return int(text[:-1]) * UNITS[text[-1]]
-
-
-def parse_duration_or_zero(text: str) -> int:
-    """parse_duration, but '0' (or '0s') is allowed and means none."""
-    return 0 if text.strip() in ("0", "0s") else parse_duration(text)
 
 
 def _duration_label(seconds: int) -> str:

@@ -58,12 +58,12 @@ def backtest(
     Extra arguments after `--` go to the Beam runner (default Prism).
     """
     from tocsin.connectors.countries import iso3_checked
+    from tocsin.durations import parse_duration
     from tocsin.pipelines.backtest.episodes import EpisodesError, load_episodes
     from tocsin.pipelines.backtest.run import Backtest, file_countries, run
     from tocsin.pipelines.backtest.sweep import SweepError, parse_sweep
     from tocsin.pipelines.indicators.catalogue import CatalogueError, load_catalogue
     from tocsin.pipelines.rules.config import RulesError, load_rules
-    from tocsin.pipelines.windowspec import parse_duration
 
     missing = [p for p in from_file if not p.exists()]
     if missing:

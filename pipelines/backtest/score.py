@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tocsin.pipelines.backtest.episodes import Episode
-from tocsin.pipelines.rules.lifecycle import epoch_ms
+from tocsin.timestamps import epoch_ms
 
 SEVERITIES = ("watch", "warning", "critical")
 DAY_MS = 86_400_000

@@ -22,6 +22,7 @@ from pathlib import Path
 import apache_beam as beam
 import orjson
 
+from tocsin.durations import parse_duration_or_zero
 from tocsin.pipelines.indicators.catalogue import Catalogue, load_catalogue
 from tocsin.pipelines.indicators.normalise import NormaliseError, as_observation, normalise
 from tocsin.pipelines.indicators.slices import SignalSlicesFactory, slices_for
@@ -31,7 +32,6 @@ from tocsin.pipelines.indicators.transforms import (
     IndicatorSignals,
     WindowSignals,
     WindowSpec,
-    parse_duration_or_zero,
 )
 from tocsin.pipelines.io.commit import CommitWhenDurable, resume_floor
 from tocsin.pipelines.io.dead_letters import EncodeDeadLetters, LateToDeadLetter

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from tocsin.pipelines.indicators.casualties import read_deaths
 from tocsin.pipelines.indicators.classify import fold
+from tocsin.timestamps import epoch_ms
 
 STRUCTURED = frozenset({"CONFLICT_DATA", "EVENT_DATA"})
 MAX_TEXT = 4000
@@ -52,14 +53,6 @@ class NormaliseError(ValueError):
     def __init__(self, errors: list[str]):
         self.errors = errors
         super().__init__("; ".join(errors))
-
-
-def epoch_ms(value) -> int:
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return int(value.timestamp() * 1000)
-    return int(value)
 
 
 def title_fingerprint(title: str) -> str:

@@ -28,7 +28,7 @@ from tocsin.pipelines.indicators.aggregate import MergeSignals, merge_into, summ
 from tocsin.pipelines.indicators.catalogue import Catalogue
 from tocsin.pipelines.indicators.slices import SignalSlicesFactory, slices_for
 from tocsin.pipelines.io.kafka_source import drained
-from tocsin.pipelines.windowspec import WindowSpec, parse_duration, parse_duration_or_zero  # noqa: F401 (re-exported)
+from tocsin.pipelines.windowspec import WindowSpec
 from tocsin.telemetry.metrics import counter
 
 SIGNALS = counter(

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import apache_beam as beam
 
+from tocsin.durations import parse_duration_or_zero
 from tocsin.pipelines.indicators.catalogue import load_catalogue
-from tocsin.pipelines.indicators.transforms import parse_duration_or_zero
 from tocsin.pipelines.io.commit import CommitWhenDurable
 from tocsin.pipelines.io.dead_letters import EncodeDeadLetters, LateToDeadLetter
 from tocsin.pipelines.io.decoders import SignalWithEventTime

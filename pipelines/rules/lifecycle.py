@@ -18,7 +18,6 @@ Decisions:
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +26,7 @@ import yaml
 
 from tocsin.pipelines.rules.config import SEVERITIES, Rule
 from tocsin.pipelines.rules.evaluate import Evaluation, breached, evaluate
+from tocsin.timestamps import epoch_ms, iso_minutes
 
 FIRING, UPDATED, RESOLVED = "FIRING", "UPDATED", "RESOLVED"
 COMPLETE_PANES = ("ON_TIME", "LATE", "UNKNOWN")
@@ -267,7 +267,7 @@ def _alert(rule, risk_factors, place, end, ev: Evaluation, status, previous, sev
 
 def alert_id(rule_id: str, place: str, fired_end_ms: int) -> str:
     """Deterministic: the same rule, place and first window give the same id on every replay."""
-    return f"{rule_id}:{place}:{_iso(fired_end_ms)}"
+    return f"{rule_id}:{place}:{iso_minutes(fired_end_ms)}"
 
 
 def summary(rule: Rule, alert: dict) -> str:
@@ -278,7 +278,7 @@ def summary(rule: Rule, alert: dict) -> str:
     return (
         f"{rule.id} {verb} for {where}: {main['name']} {how} "
         f"{main['threshold']:g} ({main['value']:g}) in the {rule.window.split('/')[0]} window ending "
-        f"{_iso(epoch_ms(alert['window_end']))}, from {alert['distinct_sources']} distinct sources; "
+        f"{iso_minutes(epoch_ms(alert['window_end']))}, from {alert['distinct_sources']} distinct sources; "
         f"severity {alert['severity'].lower()}."
     )
 
@@ -320,12 +320,3 @@ def _prune(track: Track, rule: Rule) -> None:
         del track.series[end]
 
 
-def epoch_ms(value) -> int:
-    """Epoch milliseconds of a timestamp-millis field, decoded (a datetime) or not (an int)."""
-    if isinstance(value, dt.datetime):
-        return int(value.timestamp() * 1000)
-    return int(value)
-
-
-def _iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%MZ")

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tocsin.demo import run_demo
+from tocsin.cli.demo import run_demo
 
 pytestmark = [pytest.mark.integration, pytest.mark.runner]
 

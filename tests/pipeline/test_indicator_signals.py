@@ -17,7 +17,8 @@ from apache_beam.transforms.window import TimestampedValue
 
 from tocsin.pipelines.indicators import load_catalogue
 from tocsin.pipelines.indicators.normalise import from_incident, from_news
-from tocsin.pipelines.indicators.transforms import IndicatorSignals, WindowSpec
+from tocsin.pipelines.indicators.transforms import IndicatorSignals
+from tocsin.pipelines.windowspec import WindowSpec
 from tocsin.runners import streaming_options
 
 pytestmark = pytest.mark.runner

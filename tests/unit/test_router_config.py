@@ -10,7 +10,7 @@ import yaml
 
 from tocsin.router.config import RouterConfigError, load_router_config, parse_router_config
 
-EXAMPLE = Path(__file__).parents[2] / "tocsin" / "router" / "routes.example.yaml"
+EXAMPLE = Path(__file__).parents[2] / "router" / "routes.example.yaml"
 BASE = yaml.safe_load(EXAMPLE.read_text())
 
 
@@ -60,7 +60,7 @@ def _set(path: str, value):
         (
             "route.group_wait",
             "soon",
-            "route.group_wait: duration 'soon' is not a positive whole number of s, m, h, d or w (e.g. 7d)",
+            "route.group_wait: duration 'soon' is not a whole number of w, d, h, m, s, largest first (e.g. 7d, 90s, 1h30m)",
         ),
         ("route.colour", "red", "route.colour: Extra inputs are not permitted"),
         ("receivers.0.organisation", "nobody", "receivers.0.organisation: undefined organisation 'nobody'"),

@@ -13,7 +13,7 @@ from tocsin.router.inhibit import inhibited_by
 from tocsin.router.matchers import parse_matcher
 from tocsin.router.silence import Silence, silenced_by, validate
 
-CONFIG = load_router_config(Path(__file__).parents[2] / "tocsin" / "router" / "routes.example.yaml")
+CONFIG = load_router_config(Path(__file__).parents[2] / "router" / "routes.example.yaml")
 
 
 @pytest.mark.parametrize(

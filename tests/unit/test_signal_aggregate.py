@@ -16,7 +16,8 @@ from tocsin.pipelines.indicators.aggregate import (
     merge,
     summarise,
 )
-from tocsin.pipelines.indicators.transforms import PlaceKey, WindowSpec, signal_id
+from tocsin.pipelines.indicators.transforms import PlaceKey, signal_id
+from tocsin.pipelines.windowspec import WindowSpec
 
 
 def h(key: str, weight: float = 1.0, deaths: int = 0, origin: str = "a.org", source: str = "s:1", t: int = 0):
@@ -127,9 +128,9 @@ def test_window_specs_parse(text, spec, label):
     ("text", "message"),
     [
         ("1d/7h", "window '1d/7h': the size must be a multiple of the period"),
-        ("0d", "duration '0d' is not a positive whole number of s, m, h, d or w (e.g. 7d)"),
-        ("1.5h", "duration '1.5h' is not a positive whole number of s, m, h, d or w (e.g. 7d)"),
-        ("", "duration '' is not a positive whole number of s, m, h, d or w (e.g. 7d)"),
+        ("0d", "duration '0d' must be greater than zero"),
+        ("1.5h", "duration '1.5h' is not a whole number of w, d, h, m, s, largest first (e.g. 7d, 90s, 1h30m)"),
+        ("", "duration '' is not a whole number of w, d, h, m, s, largest first (e.g. 7d, 90s, 1h30m)"),
     ],
 )
 def test_bad_window_specs_say_why(text, message):

@@ -94,3 +94,25 @@ def create_topics(admin, topics: TopicList, replication_factor: int = 1) -> dict
     for name, state in outcome.items():
         log.info("topic", topic=name, state=state)
     return outcome
+
+
+# ------------------------------------------------------------------------------------------- topic names
+# Every stage names its topics by these constants: topics.yaml is their one home (a new vN of a record
+# is a change there, and every default follows).
+
+
+def _packaged_name(schema_name: str) -> str:
+    return _PACKAGED.by_schema(schema_name).name
+
+
+_PACKAGED = load_topics()
+INCIDENTS = _packaged_name("IncidentReport")
+NEWS = _packaged_name("NewsItem")
+OBSERVATIONS = _packaged_name("Observation")
+SIGNALS = _packaged_name("IndicatorSignal")
+ALERTS = _packaged_name("Alert")
+NOTIFICATIONS = _packaged_name("Notification")
+RESPONSES = _packaged_name("Response")
+LEDGER = _packaged_name("LedgerEntry")
+DEAD_LETTERS = _packaged_name("DeadLetter")
+CONNECTOR_STATE = _packaged_name("ConnectorCursor")

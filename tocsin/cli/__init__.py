@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -382,7 +381,7 @@ def demo(
     ] = None,
 ) -> None:
     """Run tocsin on the bundled real data: local broker, topics, every connector, a summary."""
-    from tocsin.demo import run_demo
+    from tocsin.cli.demo import run_demo
 
     raise typer.Exit(run_demo(bootstrap, speed))
 
@@ -390,6 +389,3 @@ def demo(
 def main() -> None:
     app(prog_name="tocsin")
 
-
-if __name__ == "__main__":
-    sys.exit(main())

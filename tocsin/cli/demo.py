@@ -73,7 +73,7 @@ def _intake_report(client: dict, console: Console) -> str:
 
 
 def _pipelines_and_router(client: dict, bootstrap: str, console: Console, records_in: int) -> int:
-    from tocsin.demo_stages import Job, demo_rules, job_args, ledger_verified, run_router, wait_settled
+    from tocsin.cli.demo_stages import Job, demo_rules, job_args, ledger_verified, run_router, wait_settled
     from tocsin.pipelines.rules.dryrun import describe
 
     logs = Path(tempfile.mkdtemp(prefix="tocsin-demo-logs-"))

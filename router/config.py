@@ -16,15 +16,16 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError
 
-from tocsin.pipelines.windowspec import parse_duration
+from tocsin.durations import Duration, DurationOrZero
 from tocsin.router.matchers import Matcher, MatcherError, parse_matcher
 from tocsin.validation import ConfigErrors, StrictModel, error_messages
 
+# The root route's defaults, as Alertmanager's (30s, 5m, 4h); every child inherits its parent's.
 DEFAULTS = {
-    "group_by": ["alertname", "country"],
-    "group_wait": "30s",
-    "group_interval": "5m",
-    "repeat_interval": "4h",
+    "group_by": ("alertname", "country"),
+    "group_wait_s": 30,
+    "group_interval_s": 5 * 60,
+    "repeat_interval_s": 4 * 3600,
 }
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -38,9 +39,9 @@ class RouteSpec(StrictModel):
     matchers: list[str] = []
     continue_: bool = Field(False, alias="continue")
     group_by: list[str] | None = None
-    group_wait: str | None = None
-    group_interval: str | None = None
-    repeat_interval: str | None = None
+    group_wait: DurationOrZero | None = None
+    group_interval: Duration | None = None
+    repeat_interval: Duration | None = None
     escalation: str | None = None
     routes: list[RouteSpec] = []
 
@@ -48,7 +49,7 @@ class RouteSpec(StrictModel):
 class Webhook(StrictModel):
     url: str = Field(pattern=r"^https?://")
     format: Literal["alertmanager", "cloudevents"] = "alertmanager"
-    timeout: str = "10s"
+    timeout: Duration = 10
     headers: dict[str, str] = {}
 
 
@@ -60,7 +61,7 @@ class Email(StrictModel):
     starttls: bool = False
     username: str | None = None
     password_env: str | None = None  # the password is read from this environment variable, never the file
-    timeout: str = "10s"
+    timeout: Duration = 10
 
 
 class FileChannel(StrictModel):
@@ -92,12 +93,12 @@ class Organisation(StrictModel):
 
 class EscalationStep(StrictModel):
     receiver: str
-    after: str
+    after: Duration
 
 
 class Escalation(StrictModel):
     steps: list[EscalationStep] = Field(min_length=1)
-    repeat: str | None = None  # re-notify the last step's receiver this often until acknowledged
+    repeat: Duration | None = None  # re-notify the last step's receiver this often until acknowledged
 
 
 class InhibitRule(StrictModel):
@@ -108,8 +109,8 @@ class InhibitRule(StrictModel):
 
 class Retry(StrictModel):
     attempts: int = Field(5, ge=1)
-    backoff: str = "1s"
-    max_backoff: str = "60s"
+    backoff: Duration = 1
+    max_backoff: Duration = 60
 
 
 class _Document(StrictModel):
@@ -122,7 +123,7 @@ class _Document(StrictModel):
     retry: Retry = Retry()
     # How long a resolved alert stays in the router's memory (listed, answerable) once its resolution was
     # notified; then it is archived: the ledger keeps its whole story, `tocsin ledger show` tells it.
-    retention: str = "90d"
+    retention: Duration = 90 * 86_400
 
 
 # ---------------------------------------------------------------------------------------------- resolved
@@ -163,8 +164,8 @@ class RouterConfig:
     escalations: dict[str, Policy]
     inhibitions: tuple[Inhibition, ...]
     retry_attempts: int
-    retry_backoff_s: float
-    retry_max_backoff_s: float
+    retry_backoff_s: int
+    retry_max_backoff_s: int
     retention_s: int = 90 * 86_400
 
     def receivers_of(self, organisation: str) -> set[str]:
@@ -208,10 +209,6 @@ def parse_router_config(data: Any) -> RouterConfig:
                 errors.append(
                     f"receivers.{i}.channels.{j}: exactly one of webhook, email, file (got {len(kinds)})"
                 )
-            for name in ("webhook", "email"):
-                spec = getattr(channel, name)
-                if spec is not None:
-                    _seconds(spec.timeout, f"receivers.{i}.channels.{j}.{name}.timeout", errors)
     escalations: dict[str, Policy] = {}
     for name, spec in doc.escalations.items():
         steps = []
@@ -219,9 +216,8 @@ def parse_router_config(data: Any) -> RouterConfig:
             where = f"escalations.{name}.steps.{k}"
             if step.receiver not in receivers:
                 errors.append(f"{where}.receiver: undefined receiver {step.receiver!r}")
-            steps.append((step.receiver, _seconds(step.after, f"{where}.after", errors)))
-        repeat = _seconds(spec.repeat, f"escalations.{name}.repeat", errors) if spec.repeat else None
-        escalations[name] = Policy(tuple(steps), repeat)
+            steps.append((step.receiver, step.after))
+        escalations[name] = Policy(tuple(steps), spec.repeat)
     inhibitions = []
     for i, rule in enumerate(doc.inhibit_rules):
         source = _matchers(rule.source_matchers, f"inhibit_rules.{i}.source_matchers", errors)
@@ -231,18 +227,8 @@ def parse_router_config(data: Any) -> RouterConfig:
         errors.append("route.receiver: the root route needs a receiver")
     if doc.route.matchers:
         errors.append("route.matchers: the root route matches every alert; it takes no matchers")
-    root_defaults = {
-        "receiver": doc.route.receiver or "",
-        "group_by": tuple(DEFAULTS["group_by"]),
-        "group_wait_s": parse_duration(DEFAULTS["group_wait"]),
-        "group_interval_s": parse_duration(DEFAULTS["group_interval"]),
-        "repeat_interval_s": parse_duration(DEFAULTS["repeat_interval"]),
-        "escalation": None,
-    }
+    root_defaults = {"receiver": doc.route.receiver or "", "escalation": None, **DEFAULTS}
     route = _resolve(doc.route, "route", "root", root_defaults, receivers, escalations, errors)
-    backoff = _seconds(doc.retry.backoff, "retry.backoff", errors)
-    max_backoff = _seconds(doc.retry.max_backoff, "retry.max_backoff", errors)
-    retention = _seconds(doc.retention, "retention", errors)
     if errors:
         raise RouterConfigError(errors)
     return RouterConfig(
@@ -252,9 +238,9 @@ def parse_router_config(data: Any) -> RouterConfig:
         escalations,
         tuple(inhibitions),
         doc.retry.attempts,
-        backoff,
-        max_backoff,
-        retention,
+        doc.retry.backoff,
+        doc.retry.max_backoff,
+        doc.retention,
     )
 
 
@@ -269,15 +255,9 @@ def _resolve(
     own = {
         "receiver": receiver,
         "group_by": tuple(spec.group_by) if spec.group_by is not None else parent["group_by"],
-        "group_wait_s": _interval(
-            spec.group_wait, f"{where}.group_wait", errors, parent["group_wait_s"], zero_ok=True
-        ),
-        "group_interval_s": _interval(
-            spec.group_interval, f"{where}.group_interval", errors, parent["group_interval_s"]
-        ),
-        "repeat_interval_s": _interval(
-            spec.repeat_interval, f"{where}.repeat_interval", errors, parent["repeat_interval_s"]
-        ),
+        "group_wait_s": _inherit(spec.group_wait, parent["group_wait_s"]),
+        "group_interval_s": _inherit(spec.group_interval, parent["group_interval_s"]),
+        "repeat_interval_s": _inherit(spec.repeat_interval, parent["repeat_interval_s"]),
         "escalation": spec.escalation or parent["escalation"],
     }
     children = tuple(
@@ -293,26 +273,8 @@ def _resolve(
     )
 
 
-def _interval(text: str | None, where: str, errors: list, inherited: int, zero_ok: bool = False) -> int:
-    if text is None:
-        return inherited
-    if text.strip() in ("0", "0s"):
-        if zero_ok:
-            return 0
-        errors.append(f"{where}: must be greater than zero")
-        return inherited
-    return _seconds(text, where, errors)
-
-
-def _seconds(text: str, where: str, errors: list) -> int:
-    if text.strip() in ("0", "0s"):
-        errors.append(f"{where}: must be greater than zero")
-        return 0
-    try:
-        return parse_duration(text)
-    except ValueError as error:
-        errors.append(f"{where}: {error}")
-        return 0
+def _inherit(own: int | None, inherited: int) -> int:
+    return inherited if own is None else own
 
 
 def _matchers(texts: list[str], where: str, errors: list) -> tuple[Matcher, ...]:

@@ -56,7 +56,7 @@ class Message:
         return {
             "specversion": "1.0",
             "type": "org.tocsin.alert.notification.v1",
-            "source": "tocsin/router",
+            "source": "router",
             "id": str(uuid.uuid4()),
             "time": now,
             "subject": self.group_key,

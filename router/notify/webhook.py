@@ -6,7 +6,6 @@ import json
 import urllib.error
 import urllib.request
 
-from tocsin.pipelines.windowspec import parse_duration
 from tocsin.router.notify import Outcome
 
 
@@ -15,7 +14,7 @@ class WebhookNotifier:
 
     def __init__(self, spec):
         self.spec = spec
-        self.timeout = parse_duration(spec.timeout)
+        self.timeout = spec.timeout
 
     def render(self, message) -> bytes:
         body = message.cloudevent() if self.spec.format == "cloudevents" else message.alertmanager()

@@ -12,7 +12,6 @@ import threading
 import time
 import uuid
 
-from tocsin.pipelines.rules.lifecycle import epoch_ms
 from tocsin.router.config import Route, RouterConfig
 from tocsin.router.dispatch import due, group_key, match
 from tocsin.router.escalation import next_step
@@ -25,6 +24,7 @@ from tocsin.router.silence import silenced_by
 from tocsin.router.state import RouterState
 from tocsin.telemetry.logging import get_logger
 from tocsin.telemetry.metrics import counter, gauge, histogram
+from tocsin.timestamps import epoch_ms
 
 GAP_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400, 259200, 604800)
 ALERTS_IN = counter("tocsin_router_alerts_total", "Alert events read by the router", ["status"])

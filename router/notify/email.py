@@ -6,7 +6,6 @@ import os
 import smtplib
 from email.message import EmailMessage
 
-from tocsin.pipelines.windowspec import parse_duration
 from tocsin.router.notify import Outcome
 
 
@@ -15,7 +14,7 @@ class EmailNotifier:
 
     def __init__(self, spec):
         self.spec = spec
-        self.timeout = parse_duration(spec.timeout)
+        self.timeout = spec.timeout
 
     def render(self, message) -> bytes:
         return self._email(message).as_bytes()

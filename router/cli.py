@@ -211,7 +211,7 @@ def silence_add(
     url: Url = "http://127.0.0.1:9095",
     token: Token = "",
 ) -> None:
-    from tocsin.pipelines.windowspec import parse_duration
+    from tocsin.durations import parse_duration
 
     body = {"matchers": matcher, "author": author, "reason": reason, "duration_s": parse_duration(duration)}
     typer.echo(_call(url, token, "POST", "/v1/silences", body)["id"])
