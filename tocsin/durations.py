@@ -14,7 +14,7 @@ from pydantic import BeforeValidator, PlainSerializer
 
 UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 _GRAMMAR = re.compile("".join(rf"(?:(?P<{u}>\d+){u})?" for u in UNITS))
-_HINT = "a whole number of w, d, h, m, s, largest first (e.g. 7d, 90s, 1h30m)"
+_HINT = "like 90s, 1h30m or 7d (whole w, d, h, m, s, largest first)"
 
 
 def parse_duration(text: str) -> int:

@@ -60,7 +60,8 @@ def _set(path: str, value):
         (
             "route.group_wait",
             "soon",
-            "route.group_wait: duration 'soon' is not a whole number of w, d, h, m, s, largest first (e.g. 7d, 90s, 1h30m)",
+            "route.group_wait: duration 'soon' is not like 90s, 1h30m or 7d "
+            "(whole w, d, h, m, s, largest first)",
         ),
         ("route.colour", "red", "route.colour: Extra inputs are not permitted"),
         ("receivers.0.organisation", "nobody", "receivers.0.organisation: undefined organisation 'nobody'"),

@@ -44,7 +44,7 @@ def errors(catalogue, *rules, version=1):
         ),
         (
             {"window": "1x"},
-            "rules.0.window: duration '1x' is not a whole number of w, d, h, m, s, largest first (e.g. 7d, 90s, 1h30m)",
+            "rules.0.window: duration '1x' is not like 90s, 1h30m or 7d (whole w, d, h, m, s, largest first)",
         ),
         ({"window": "1d/7h"}, "rules.0.window: window '1d/7h': the size must be a multiple of the period"),
         ({"levels": {}}, "rules.0.levels: at least one of watch, warning, critical is needed"),

@@ -129,8 +129,8 @@ def test_window_specs_parse(text, spec, label):
     [
         ("1d/7h", "window '1d/7h': the size must be a multiple of the period"),
         ("0d", "duration '0d' must be greater than zero"),
-        ("1.5h", "duration '1.5h' is not a whole number of w, d, h, m, s, largest first (e.g. 7d, 90s, 1h30m)"),
-        ("", "duration '' is not a whole number of w, d, h, m, s, largest first (e.g. 7d, 90s, 1h30m)"),
+        ("1.5h", "duration '1.5h' is not like 90s, 1h30m or 7d (whole w, d, h, m, s, largest first)"),
+        ("", "duration '' is not like 90s, 1h30m or 7d (whole w, d, h, m, s, largest first)"),
     ],
 )
 def test_bad_window_specs_say_why(text, message):
