@@ -102,8 +102,11 @@ test: setup kafka-fetch prism flink prometheus chromium
 test-unit: setup
 	$(BIN)/pytest tests/unit
 
+# Style, then the architecture contracts (pyproject.toml [tool.importlinter]; also a test in `make test`).
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python tools/lint_architecture.py
 
 bench: setup kafka-fetch prism
 	$(BIN)/python bench/kafka_pipeline_bench.py

@@ -44,7 +44,7 @@ console = Console(stderr=True)
 
 def gdelt_copies(source: Path, out: Path, events: int) -> int:
     """Export files with the source's events repeated under new ids, 3 days later each copy."""
-    from tocsin.connectors.gdelt import export_files, read_export
+    from tocsin.formats.gdelt import export_files, read_export
 
     files = [(p.name, read_export(p).splitlines()) for p in export_files(source)]
     per_copy = sum(len(lines) for _, lines in files)

@@ -44,7 +44,7 @@ console = Console(stderr=True)
 
 
 def gdelt_reports() -> list[dict]:
-    from tocsin.connectors.gdelt import export_files, parse_text, read_export
+    from tocsin.formats.gdelt import export_files, parse_text, read_export
 
     reports = []
     for path in export_files(DATA / "gdelt2" / "export_15min"):

@@ -18,9 +18,6 @@ import argparse
 import json
 import os
 import platform
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -32,6 +29,8 @@ from kafka.admin import NewTopic
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+
+from tocsin.processes import StageProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
@@ -136,26 +135,19 @@ def _merge(a: dict, b: dict) -> dict:
     return {k: max(a.get(k, 0), b.get(k, 0)) for k in a.keys() | b.keys()}
 
 
-class PipelineProcess:
-    """`python -m ARGS` in its own process group, output to `log`: `sample()` records the group's peak
-    RSS while it runs; leaving the `with` block samples once more and kills the group (Prism with it)."""
+class PipelineProcess(StageProcess):
+    """`python -m ARGS` as the tests and the demo run a stage; `sample()` records the group's peak RSS
+    while it runs; leaving the `with` block samples once more and kills the group (Prism with it)."""
 
     def __init__(self, args: list[str], log: Path):
-        self.log = open(log, "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", *args],
-            cwd=ROOT,
-            start_new_session=True,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        super().__init__(["-m", *args], log, cwd=ROOT)
         self.rss: dict[str, float] = {}
 
     def running(self) -> bool:
-        return self.proc.poll() is None
+        return self.alive()
 
     def sample(self) -> None:
-        self.rss = _merge(self.rss, peak_rss_mb(self.proc.pid))
+        self.rss = _merge(self.rss, peak_rss_mb(self.pid))
 
     def peaks(self) -> dict:
         return {
@@ -163,14 +155,9 @@ class PipelineProcess:
             "peak_rss_mb_by_process": {k: round(v) for k, v in self.rss.items()},
         }
 
-    def __enter__(self) -> PipelineProcess:
-        return self
-
     def __exit__(self, *exc) -> None:
         self.sample()
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-        self.log.close()
+        self.kill()
 
 
 def run_pipeline(bootstrap: str, topic: str, out_topic: str, expected: dict[str, int], events: int) -> dict:

@@ -1,7 +1,7 @@
-"""What every connector shares: rejects, the transactional sink, cursors, and per-connector metrics.
+"""What every connector shares: the transactional sink, cursors, batches, and per-connector metrics.
 
-A connector is a pure parser (source bytes -> records or Rejects) plus a thin loop that hands batches
-to `ConnectorSink.write_batch`. The sink writes the batch's records, its dead letters and the
+A connector is a pure parser (tocsin.formats: source bytes -> records or Rejects) plus a thin loop that
+hands batches to `ConnectorSink.write_batch`. The sink writes the batch's records, its dead letters and the
 connector's new cursor in one Kafka transaction: either all of them land or none does, so a connector
 killed at any point restarts from its last committed cursor and the topic (as read by read_committed
 consumers, which every tocsin consumer is) holds each source record exactly once.
@@ -9,20 +9,22 @@ consumers, which every tocsin consumer is) holds each source record exactly once
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import structlog
+from kafka import KafkaProducer
 
-from tocsin.serde.avro import default_registry, encode
+from tocsin.formats.records import Reject
+from tocsin.kafka import topics
+from tocsin.kafka.read import read_topic
+from tocsin.serde.avro import decode, default_registry, encode
 from tocsin.serde.dead_letter import dead_letter
 from tocsin.serde.validate import ValidationFailed
 from tocsin.telemetry.metrics import DEAD_LETTERS, counter, gauge
+from tocsin.timestamps import now_ms
 
 log = structlog.get_logger("tocsin.connectors")
 
@@ -36,72 +38,7 @@ BATCH_SECONDS = counter(
     "tocsin_connector_commit_seconds_total", "Time spent committing batches", ["connector"]
 )
 
-STATE_TOPIC = "tocsin.connector.state.v1"
-DEAD_LETTER_TOPIC = "tocsin.deadletter.v1"
 EXCERPT = 2048
-
-
-@dataclass
-class Reject:
-    """A source record that cannot become a valid record: why, every error, and the raw excerpt."""
-
-    reason: str
-    errors: list[str]
-    raw: bytes | str
-    position: int | None = None
-
-
-class BadFile(ValueError):
-    """A source file that cannot be read at all: one line naming the file, raised before any of its rows
-    (a bad row is a Reject; a bad file is not a dead letter per row)."""
-
-
-class MissingColumns(BadFile):
-    """A CSV header without a column the parser needs; each missing column is named by the names it may have
-    ('date.created or created'), and the header is shown as given (an unnamed column as "")."""
-
-    def __init__(self, source: str, missing: list[str], header: list[str] | None):
-        self.source, self.missing, self.header = source, missing, header
-        shown = ", ".join(name.lstrip("\ufeff") or '""' for name in header or ())
-        has = f"the header has: {shown}" if header else "the file is empty"
-        super().__init__(f"{source}: missing required column(s): {', '.join(missing)} ({has})")
-
-
-def unreadable(path, exc: OSError | UnicodeDecodeError | csv.Error) -> BadFile:
-    """The BadFile for a file that cannot be opened, is not UTF-8 text or not CSV the csv module can split
-    (no byte offset for UTF-8: a streamed read only knows the offset within the chunk it was decoding)."""
-    if isinstance(exc, UnicodeDecodeError):
-        return BadFile(f"{path.name}: not UTF-8 text ({exc.reason})")
-    if isinstance(exc, csv.Error):
-        return BadFile(f"{path.name}: not readable as CSV ({exc})")
-    return BadFile(f"{path.name}: cannot be read: {exc.strerror or exc}")
-
-
-def column_names(header: Iterable[str]) -> list[str]:
-    """Column names as the parsers look them up: trimmed, lower case, without a byte-order mark (which
-    spreadsheet exports put before the first name)."""
-    return [name.lstrip("\ufeff").strip().lower() for name in header]
-
-
-def check_columns(source: str, header: list[str] | None, required: Iterable[tuple[str, ...]]) -> None:
-    """Raise MissingColumns unless the header (as given) has one of the names of each `required` entry."""
-    present = set(column_names(header or ()))
-    missing = [" or ".join(names) for names in required if not present.intersection(names)]
-    if missing:
-        raise MissingColumns(source, missing, header)
-
-
-def csv_rows(reader: csv.DictReader) -> Iterator[tuple[int, dict | Reject]]:
-    """(line number, row) of every data line; a line with more values than the header has columns is a
-    Reject (csv keeps the extra values under the key None). Line 1 is the header."""
-    for row in reader:
-        line = reader.line_num
-        if None in row:
-            values = len(row) - 1 + len(row[None])
-            errors = [f"line {line}: {values} values for {len(reader.fieldnames)} columns"]
-            yield line, Reject("parse-error", errors, repr(row), position=line)
-            continue
-        yield line, row
 
 
 @dataclass
@@ -111,16 +48,6 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.records) + len(self.rejects)
-
-
-def epoch_ms(value: dt.datetime) -> int:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return int(value.timestamp() * 1000)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class ConnectorSink:
@@ -137,11 +64,9 @@ class ConnectorSink:
         instance: str,
         topic: str,
         schema_name: str,
-        dead_letter_topic: str = DEAD_LETTER_TOPIC,
-        state_topic: str = STATE_TOPIC,
+        dead_letter_topic: str = topics.DEAD_LETTERS,
+        state_topic: str = topics.CONNECTOR_STATE,
     ):
-        from kafka import KafkaProducer
-
         self.client = client
         self.connector = connector
         self.instance = instance
@@ -162,9 +87,6 @@ class ConnectorSink:
 
     def load_cursor(self) -> dict | None:
         """The last committed cursor of this instance, or None on a first run."""
-        from tocsin.kafka.read import read_topic
-        from tocsin.serde.avro import decode
-
         key = self.instance.encode()
         mine = [r for r in read_topic(self.client, self.state_topic) if r.key == key and r.value is not None]
         return json.loads(decode(mine[-1].value, self.cursor_schema)["cursor_json"]) if mine else None

@@ -7,16 +7,12 @@ from typing import Annotated
 
 import typer
 
-from tocsin.config import KafkaSettings
+from tocsin.cli_errors import fail, operator_errors
+from tocsin.cli_options import Bootstrap, kafka_settings
+from tocsin.kafka.topics import CONNECTOR_STATE, DEAD_LETTERS, INCIDENTS, NEWS
 
 app = typer.Typer(help="Put incident reports and news onto Kafka.", no_args_is_help=True)
 
-Bootstrap = Annotated[
-    str | None,
-    typer.Option(
-        "--bootstrap-servers", "-b", envvar="TOCSIN_KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers"
-    ),
-]
 Speed = Annotated[
     float | None, typer.Option(help="Replay N times faster than event time (default: as fast as possible)")
 ]
@@ -25,10 +21,6 @@ Topic = Annotated[str, typer.Option(help="Topic to write to")]
 DeadLetterTopic = Annotated[str, typer.Option(help="Dead-letter topic")]
 BatchSize = Annotated[int, typer.Option(help="Records per Kafka transaction")]
 StateTopic = Annotated[str, typer.Option(help="Compacted topic holding the connectors' cursors")]
-
-
-def _client(bootstrap: str | None) -> dict:
-    return (KafkaSettings(bootstrap_servers=bootstrap) if bootstrap else KafkaSettings()).client_config()
 
 
 def _serve(port: int | None) -> None:
@@ -46,12 +38,11 @@ def _summary(name: str, counts: dict) -> None:
 
 def _file_error(exc: Exception) -> None:
     """A file the connector refuses as a whole: its one-line reason on stderr, exit status 1."""
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(1) from None
+    fail(f"error: {exc}")
 
 
 def _country(value: str | None) -> str | None:
-    from tocsin.connectors.reliefweb_csv import country_code
+    from tocsin.formats.reliefweb_csv import country_code
 
     try:
         return country_code(value) if value else None
@@ -61,40 +52,40 @@ def _country(value: str | None) -> str | None:
 
 @app.command("ucdp")
 def connect_ucdp(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="UCDP GED CSV file")],
+    file: Annotated[Path, typer.Argument(help="UCDP GED CSV file")],
     bootstrap: Bootstrap = None,
-    topic: Topic = "tocsin.incidents.raw.v1",
-    dead_letter_topic: DeadLetterTopic = "tocsin.deadletter.v1",
+    topic: Topic = INCIDENTS,
+    dead_letter_topic: DeadLetterTopic = DEAD_LETTERS,
     speed: Speed = None,
     batch_size: BatchSize = 500,
     metrics_port: MetricsPort = None,
-    state_topic: StateTopic = "tocsin.connector.state.v1",
+    state_topic: StateTopic = CONNECTOR_STATE,
 ) -> None:
     """Replay a UCDP GED CSV file (resumes where a previous run of the same file stopped)."""
-    from tocsin.connectors.base import BadFile
     from tocsin.connectors.ingest import ingest_ucdp
+    from tocsin.formats.records import BadFile
 
+    kafka = kafka_settings(bootstrap)
     _serve(metrics_port)
-    try:
-        counts = ingest_ucdp(
-            file,
-            _client(bootstrap),
-            topic=topic,
-            dead_letter_topic=dead_letter_topic,
-            state_topic=state_topic,
-            speed=speed,
-            batch_size=batch_size,
-        )
-    except BadFile as exc:
-        _file_error(exc)
+    with operator_errors(kafka):
+        try:
+            counts = ingest_ucdp(
+                file,
+                kafka.client_config(),
+                topic=topic,
+                dead_letter_topic=dead_letter_topic,
+                state_topic=state_topic,
+                speed=speed,
+                batch_size=batch_size,
+            )
+        except BadFile as exc:
+            _file_error(exc)
     _summary(file.name, counts)
 
 
 @app.command("reliefweb-csv")
 def connect_reliefweb_csv(
-    file: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="ReliefWeb report listing (CSV) file")
-    ],
+    file: Annotated[Path, typer.Argument(help="ReliefWeb report listing (CSV) file")],
     country: Annotated[
         str | None,
         typer.Option(
@@ -102,31 +93,33 @@ def connect_reliefweb_csv(
         ),
     ] = None,
     bootstrap: Bootstrap = None,
-    topic: Topic = "tocsin.news.raw.v1",
-    dead_letter_topic: DeadLetterTopic = "tocsin.deadletter.v1",
+    topic: Topic = NEWS,
+    dead_letter_topic: DeadLetterTopic = DEAD_LETTERS,
     speed: Speed = None,
     batch_size: BatchSize = 500,
     metrics_port: MetricsPort = None,
-    state_topic: StateTopic = "tocsin.connector.state.v1",
+    state_topic: StateTopic = CONNECTOR_STATE,
 ) -> None:
     """Replay a ReliefWeb report listing, oldest report first (resumes where a previous run stopped)."""
-    from tocsin.connectors.base import BadFile
     from tocsin.connectors.ingest import ingest_reliefweb_csv
+    from tocsin.formats.records import BadFile
 
+    kafka = kafka_settings(bootstrap)
     _serve(metrics_port)
-    try:
-        counts = ingest_reliefweb_csv(
-            file,
-            _client(bootstrap),
-            country=country,
-            topic=topic,
-            dead_letter_topic=dead_letter_topic,
-            state_topic=state_topic,
-            speed=speed,
-            batch_size=batch_size,
-        )
-    except BadFile as exc:
-        _file_error(exc)
+    with operator_errors(kafka):
+        try:
+            counts = ingest_reliefweb_csv(
+                file,
+                kafka.client_config(),
+                country=country,
+                topic=topic,
+                dead_letter_topic=dead_letter_topic,
+                state_topic=state_topic,
+                speed=speed,
+                batch_size=batch_size,
+            )
+        except BadFile as exc:
+            _file_error(exc)
     _summary(file.name, counts)
 
 
@@ -134,9 +127,7 @@ def connect_reliefweb_csv(
 def connect_gdelt(
     directory: Annotated[
         Path | None,
-        typer.Option(
-            "--dir", exists=True, file_okay=False, help="Directory of GDELT 2.0 .export.CSV[.zip] files"
-        ),
+        typer.Option("--dir", help="Directory of GDELT 2.0 .export.CSV[.zip] files"),
     ] = None,
     url: Annotated[
         str | None, typer.Option(help="Base URL serving lastupdate.txt (e.g. GDELT's v2 feed)")
@@ -144,31 +135,35 @@ def connect_gdelt(
     once: Annotated[bool, typer.Option(help="With --url: fetch the latest file once and stop")] = False,
     interval: Annotated[float, typer.Option(help="With --url: seconds between polls")] = 900.0,
     bootstrap: Bootstrap = None,
-    topic: Topic = "tocsin.incidents.raw.v1",
-    dead_letter_topic: DeadLetterTopic = "tocsin.deadletter.v1",
+    topic: Topic = INCIDENTS,
+    dead_letter_topic: DeadLetterTopic = DEAD_LETTERS,
     speed: Speed = None,
     batch_size: BatchSize = 1000,
     metrics_port: MetricsPort = None,
-    state_topic: StateTopic = "tocsin.connector.state.v1",
+    state_topic: StateTopic = CONNECTOR_STATE,
 ) -> None:
     """Replay a directory of GDELT export files in time order, or follow GDELT's lastupdate.txt."""
     from tocsin.connectors.ingest import ingest_gdelt
 
     if (directory is None) == (url is None):
         raise typer.BadParameter("give exactly one of --dir or --url")
+    if directory is not None and not directory.is_dir():
+        fail(f"error: --dir {directory}: no such folder")
+    kafka = kafka_settings(bootstrap)
     _serve(metrics_port)
-    totals = ingest_gdelt(
-        _client(bootstrap),
-        directory=directory,
-        url=url,
-        once=once,
-        interval=interval,
-        topic=topic,
-        dead_letter_topic=dead_letter_topic,
-        state_topic=state_topic,
-        speed=speed,
-        batch_size=batch_size,
-    )
+    with operator_errors(kafka, url=url):
+        totals = ingest_gdelt(
+            kafka.client_config(),
+            directory=directory,
+            url=url,
+            once=once,
+            interval=interval,
+            topic=topic,
+            dead_letter_topic=dead_letter_topic,
+            state_topic=state_topic,
+            speed=speed,
+            batch_size=batch_size,
+        )
     _summary(str(directory or url), totals)
 
 
@@ -178,24 +173,26 @@ def connect_rss(
     once: Annotated[bool, typer.Option(help="Poll every feed once and stop")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between polls")] = 300.0,
     bootstrap: Bootstrap = None,
-    topic: Topic = "tocsin.news.raw.v1",
-    dead_letter_topic: DeadLetterTopic = "tocsin.deadletter.v1",
-    state_topic: StateTopic = "tocsin.connector.state.v1",
+    topic: Topic = NEWS,
+    dead_letter_topic: DeadLetterTopic = DEAD_LETTERS,
+    state_topic: StateTopic = CONNECTOR_STATE,
     metrics_port: MetricsPort = None,
 ) -> None:
     """Poll RSS/Atom feeds with conditional GET; only items not seen before are produced."""
     from tocsin.connectors import rss
 
+    kafka = kafka_settings(bootstrap)
     _serve(metrics_port)
-    results = rss.run_feeds(
-        urls,
-        _client(bootstrap),
-        interval,
-        once,
-        topic=topic,
-        state_topic=state_topic,
-        dead_letter_topic=dead_letter_topic,
-    )
+    with operator_errors(kafka):
+        results = rss.run_feeds(
+            urls,
+            kafka.client_config(),
+            interval,
+            once,
+            topic=topic,
+            state_topic=state_topic,
+            dead_letter_topic=dead_letter_topic,
+        )
     for url, counts in results.items():
         typer.echo(f"{url}: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
 
@@ -205,23 +202,25 @@ def connect_reliefweb(
     source: Annotated[str, typer.Argument(help="ReliefWeb API /reports URL, or a saved JSON response")],
     max_pages: Annotated[int | None, typer.Option(help="Stop after this many pages")] = None,
     bootstrap: Bootstrap = None,
-    topic: Topic = "tocsin.news.raw.v1",
-    dead_letter_topic: DeadLetterTopic = "tocsin.deadletter.v1",
-    state_topic: StateTopic = "tocsin.connector.state.v1",
+    topic: Topic = NEWS,
+    dead_letter_topic: DeadLetterTopic = DEAD_LETTERS,
+    state_topic: StateTopic = CONNECTOR_STATE,
     metrics_port: MetricsPort = None,
 ) -> None:
     """Ingest ReliefWeb reports page by page (resumes after the last committed page)."""
     from tocsin.connectors import reliefweb
 
+    kafka = kafka_settings(bootstrap)
     _serve(metrics_port)
-    counts = reliefweb.run_reliefweb(
-        source,
-        _client(bootstrap),
-        max_pages=max_pages,
-        topic=topic,
-        state_topic=state_topic,
-        dead_letter_topic=dead_letter_topic,
-    )
+    with operator_errors(kafka, url=source):
+        counts = reliefweb.run_reliefweb(
+            source,
+            kafka.client_config(),
+            max_pages=max_pages,
+            topic=topic,
+            state_topic=state_topic,
+            dead_letter_topic=dead_letter_topic,
+        )
     typer.echo(f"{source}: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
 
 
@@ -232,9 +231,7 @@ intake_app = typer.Typer(
 
 @intake_app.command("serve")
 def intake_serve(
-    config: Annotated[
-        Path, typer.Option(exists=True, dir_okay=False, help="Intake configuration (YAML or JSON)")
-    ],
+    config: Annotated[Path, typer.Option(help="Intake configuration (YAML or JSON)")],
     host: Annotated[
         str | None, typer.Option(help="Address to bind (default from the config: 127.0.0.1)")
     ] = None,
@@ -244,10 +241,17 @@ def intake_serve(
     metrics_port: MetricsPort = None,
 ) -> None:
     """Serve POST /v1/reports: 202 with the report id once Kafka has acknowledged the record."""
-    from tocsin.connectors.intake import load_config, serve
+    from tocsin.cli_errors import exit_with_errors
+    from tocsin.connectors.intake import IntakeConfigError, load_config, serve
 
+    try:
+        settings = load_config(config, host=host, port=port, topic=topic)
+    except IntakeConfigError as error:
+        exit_with_errors(config, error.errors)
+    kafka = kafka_settings(bootstrap)
     _serve(metrics_port)
-    server = serve(load_config(config, host=host, port=port, topic=topic), _client(bootstrap))
+    with operator_errors(kafka):
+        server = serve(settings, kafka.client_config())
     typer.echo(f"intake listening on {server.url}")
     try:
         server.wait()
@@ -260,7 +264,7 @@ def intake_serve(
 @intake_app.command("token")
 def intake_token() -> None:
     """Issue a new organisation token: give the token to the organisation, put the digest in the config."""
-    from tocsin.connectors.intake import issue_token
+    from tocsin.organisations import issue_token
 
     token, digest = issue_token()
     typer.echo(f"token:        {token}\ntoken_sha256: {digest}")

@@ -1,29 +1,23 @@
 """Run the file connectors (UCDP GED, ReliefWeb listings, GDELT 2.0) end to end: sink, cursor, replay.
-Used by the CLI and the demo."""
+Used by the CLI and the demo. The files are parsed by tocsin.formats; the one live source, GDELT's
+`lastupdate.txt` and the export it names, is fetched here (fetching is a connector's job, not a parser's)."""
 
 from __future__ import annotations
 
 import csv
 import time
+import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 
 import structlog
 
-from tocsin.connectors import gdelt, reliefweb_csv, ucdp
-from tocsin.connectors.base import (
-    BYTES,
-    DEAD_LETTER_TOPIC,
-    POLL_ERRORS,
-    STATE_TOPIC,
-    ConnectorSink,
-    Reject,
-    unreadable,
-)
+from tocsin.connectors.base import BYTES, POLL_ERRORS, ConnectorSink
 from tocsin.connectors.replay import replay
-from tocsin.connectors.rss import NEWS_TOPIC
+from tocsin.formats import gdelt, reliefweb_csv, ucdp
+from tocsin.formats.records import Reject, unreadable
+from tocsin.kafka import topics
 
-INCIDENTS_TOPIC = "tocsin.incidents.raw.v1"
 log = structlog.get_logger("tocsin.connectors.ingest")
 
 
@@ -94,9 +88,9 @@ def ingest_ucdp(
     file: Path,
     client: dict,
     *,
-    topic: str = INCIDENTS_TOPIC,
-    dead_letter_topic: str = DEAD_LETTER_TOPIC,
-    state_topic: str = STATE_TOPIC,
+    topic: str = topics.INCIDENTS,
+    dead_letter_topic: str = topics.DEAD_LETTERS,
+    state_topic: str = topics.CONNECTOR_STATE,
     speed: float | None = None,
     batch_size: int = 500,
     show_progress: bool = True,
@@ -130,9 +124,9 @@ def ingest_reliefweb_csv(
     client: dict,
     *,
     country: str | None = None,
-    topic: str = NEWS_TOPIC,
-    dead_letter_topic: str = DEAD_LETTER_TOPIC,
-    state_topic: str = STATE_TOPIC,
+    topic: str = topics.NEWS,
+    dead_letter_topic: str = topics.DEAD_LETTERS,
+    state_topic: str = topics.CONNECTOR_STATE,
     speed: float | None = None,
     batch_size: int = 500,
     show_progress: bool = True,
@@ -170,9 +164,9 @@ def ingest_gdelt(
     url: str | None = None,
     once: bool = False,
     interval: float = 900.0,
-    topic: str = INCIDENTS_TOPIC,
-    dead_letter_topic: str = DEAD_LETTER_TOPIC,
-    state_topic: str = STATE_TOPIC,
+    topic: str = topics.INCIDENTS,
+    dead_letter_topic: str = topics.DEAD_LETTERS,
+    state_topic: str = topics.CONNECTOR_STATE,
     speed: float | None = None,
     batch_size: int = 1000,
     show_progress: bool = True,
@@ -212,10 +206,10 @@ def ingest_gdelt(
             return totals
         while True:
             try:
-                latest = gdelt.latest_export_url(url)
+                latest = latest_export_url(url)
                 name = latest.rsplit("/", 1)[-1]
                 if name != cursor.get("file"):
-                    one_file(name, gdelt.read_export(gdelt.fetch(latest), name), cursor)
+                    one_file(name, gdelt.read_export(fetch_export(latest), name), cursor)
                     cursor = {"file": name}
             except OSError as exc:
                 POLL_ERRORS.labels(gdelt.SOURCE).inc()
@@ -225,3 +219,18 @@ def ingest_gdelt(
             time.sleep(interval)
     finally:
         sink.close()
+
+
+def latest_export_url(base_url: str, timeout: float = 30.0) -> str:
+    """The export file named in `lastupdate.txt` ('<size> <md5> <url>' lines; the export is the first)."""
+    with urllib.request.urlopen(base_url.rstrip("/") + "/lastupdate.txt", timeout=timeout) as response:
+        for line in response.read().decode().splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[2].endswith(".export.CSV.zip"):
+                return parts[2]
+    raise ValueError(f"no .export.CSV.zip in {base_url}/lastupdate.txt")
+
+
+def fetch_export(url: str, timeout: float = 60.0) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read()

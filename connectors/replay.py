@@ -7,7 +7,8 @@ from collections.abc import Iterable
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from tocsin.connectors.base import Batch, ConnectorSink, Reject
+from tocsin.connectors.base import Batch, ConnectorSink
+from tocsin.formats.records import Reject
 
 
 class Pacer:

@@ -1,22 +1,69 @@
-"""Pipeline options operators expect, shared by tocsin's Beam jobs."""
+"""Pipeline options operators expect, shared by tocsin's Beam jobs, and how the jobs read their arguments.
+
+The Kafka connection options are tocsin.config.KafkaSettings' fields, as the typer commands' are:
+`--bootstrap-servers`, and `--kafka-<field>` for the others (security, client id). Each is None when not
+given, so that TOCSIN_KAFKA_<FIELD> and then the model's default apply (kafka_client_config), exactly as
+for `tocsin topics create` or `tocsin router serve`.
+"""
 
 from __future__ import annotations
 
+import argparse
+import typing
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from apache_beam.options.pipeline_options import PipelineOptions
+from pydantic import ValidationError
+
+from tocsin.cli_errors import KAFKA_UNREACHABLE, fail, kafka_unreachable_line
+from tocsin.config import KafkaSettings
+from tocsin.durations import parse_duration_or_zero
+from tocsin.kafka.topics import DEAD_LETTERS
+from tocsin.runners import batch_options, streaming_options
+from tocsin.validation import error_messages
+
+# Every Kafka setting is a job flag too, but the bootstrap timeout (TOCSIN_KAFKA_BOOTSTRAP_TIMEOUT or its
+# default): a job's first broker contact fails as fast as the CLI's.
+JOB_KAFKA_FIELDS = tuple(name for name in KafkaSettings.model_fields if name != "bootstrap_timeout")
+# Beam declares --bootstrap_servers itself (Kafka Streams runner options), which KafkaOptions cannot
+# declare again: parse_job_args hands that spelling to the dashed one.
+_BEAM_SPELLING = "--bootstrap_servers"
+
+
+def _dest(name: str) -> str:
+    return name if name == "bootstrap_servers" else f"kafka_{name}"
+
+
+def _flag(name: str) -> str:
+    return "--bootstrap-servers" if name == "bootstrap_servers" else f"--kafka-{name.replace('_', '-')}"
+
+
+def _choices(annotation) -> list[str] | None:
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if typing.get_origin(candidate) is typing.Literal:
+            return list(typing.get_args(candidate))
+    return None
+
+
+def _add_kafka_settings(add) -> None:
+    for name in JOB_KAFKA_FIELDS:
+        field = KafkaSettings.model_fields[name]
+        default = "" if field.default is None else f" [default: {field.default}]"
+        add(
+            _flag(name),
+            dest=_dest(name),
+            default=None,
+            choices=_choices(field.annotation),
+            help=f"{field.description}{default} [env: TOCSIN_KAFKA_{name.upper()}]",
+        )
 
 
 class KafkaOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
         add = parser.add_argument
-        # Beam itself declares --bootstrap_servers (Kafka Streams runner); the spelling with a dash
-        # shares its destination, so both work.
-        add(
-            "--bootstrap-servers",
-            dest="bootstrap_servers",
-            default="localhost:9092",
-            help="Kafka bootstrap servers, host:port[,host:port]",
-        )
+        _add_kafka_settings(add)
         add(
             "--group-id",
             "--group_id",
@@ -68,7 +115,8 @@ class KafkaOptions(PipelineOptions):
             "--dead-letter-topic",
             "--dead_letter_topic",
             dest="dead_letter_topic",
-            default="tocsin.deadletter.v1",
+            default=DEAD_LETTERS,
+            help=f"Dead-letter topic (default {DEAD_LETTERS})",
         )
         add(
             "--metrics-port",
@@ -78,19 +126,23 @@ class KafkaOptions(PipelineOptions):
             default=None,
             help="Serve Prometheus /metrics on this port",
         )
-        # Kafka security, passed through to the clients for real clusters.
-        add(
-            "--kafka-security-protocol",
-            dest="kafka_security_protocol",
-            default=None,
-            choices=["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"],
-        )
-        add("--kafka-sasl-mechanism", dest="kafka_sasl_mechanism", default=None)
-        add("--kafka-sasl-username", dest="kafka_sasl_username", default=None)
-        add("--kafka-sasl-password", dest="kafka_sasl_password", default=None)
-        add("--kafka-ssl-cafile", dest="kafka_ssl_cafile", default=None)
-        add("--kafka-ssl-certfile", dest="kafka_ssl_certfile", default=None)
-        add("--kafka-ssl-keyfile", dest="kafka_ssl_keyfile", default=None)
+
+
+class JobArgumentParser(argparse.ArgumentParser):
+    """A job's own arguments. A mistake is one line naming the flag, exit status 2, without the usage
+    (pages of it for the indicator job) that argparse prints first: `--help` shows it."""
+
+    def error(self, message: str):
+        fail(f"{self.prog}: error: {message}", code=2)
+
+
+def duration_text(text: str) -> str:
+    """argparse type of a duration flag: the text as given, once it parses ('0' allowed: none)."""
+    try:
+        parse_duration_or_zero(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def parse_job_args(parser, argv: list[str] | None):
@@ -99,23 +151,39 @@ def parse_job_args(parser, argv: list[str] | None):
     if argv is not None and ("-h" in argv or "--help" in argv):
         KafkaOptions._add_argparse_args(parser.add_argument_group("Kafka (pipeline options)"))
         parser.epilog = "Any Beam pipeline option (--runner, --parallelism, ...) is passed to the runner."
-    return parser.parse_known_args(argv)
+    known, rest = parser.parse_known_args(argv)
+    return known, [
+        "--bootstrap-servers" + arg.removeprefix(_BEAM_SPELLING)
+        if arg == _BEAM_SPELLING or arg.startswith(_BEAM_SPELLING + "=")
+        else arg
+        for arg in rest
+    ]
 
 
 def kafka_client_config(opts: KafkaOptions) -> dict:
-    from tocsin.config import KafkaSettings
+    """kafka-python's client settings of a job: its Kafka options, else TOCSIN_KAFKA_*, else the
+    defaults (KafkaSettings; pydantic's ValidationError, a ValueError, for a bad environment value)."""
+    given = {name: getattr(opts, _dest(name)) for name in JOB_KAFKA_FIELDS}
+    return KafkaSettings(**{k: v for k, v in given.items() if v is not None}).client_config()
 
-    settings = {"bootstrap_servers": opts.bootstrap_servers}
-    for name in (
-        "security_protocol",
-        "sasl_mechanism",
-        "sasl_username",
-        "sasl_password",
-        "ssl_cafile",
-        "ssl_certfile",
-        "ssl_keyfile",
-    ):
-        value = getattr(opts, f"kafka_{name}")
-        if value is not None:
-            settings[name] = value
-    return KafkaSettings(**settings).client_config()
+
+def job_options(parser, beam_args: list[str], streaming: bool = True):
+    """(pipeline options, their KafkaOptions view, kafka-python client settings) of a job. A runner
+    that is not built, a runner flag without its value, or a bad TOCSIN_KAFKA_* value is one line."""
+    try:
+        options = streaming_options(beam_args) if streaming else batch_options(beam_args)
+        opts = options.view_as(KafkaOptions)
+        return options, opts, kafka_client_config(opts)
+    except ValidationError as error:
+        fail(f"{parser.prog}: error: Kafka settings: {'; '.join(error_messages(error))}")
+    except (FileNotFoundError, ValueError) as error:
+        fail(f"{parser.prog}: error: {error}")
+
+
+@contextmanager
+def kafka_reached(client: dict) -> Iterator[None]:
+    """Around what a job reads from Kafka before it starts: no broker is one line, not a traceback."""
+    try:
+        yield
+    except KAFKA_UNREACHABLE as error:
+        fail(kafka_unreachable_line(",".join(client["bootstrap_servers"]), error))

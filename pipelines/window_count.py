@@ -24,6 +24,7 @@ from apache_beam.transforms import window
 
 from tocsin.pipelines.io.commit import CommitWhenDurable, resume_floor
 from tocsin.pipelines.io.dead_letters import EncodeDeadLetters, LateToDeadLetter
+from tocsin.pipelines.io.decoders import AvroWithEventTime, JsonWithEventTime
 from tocsin.pipelines.io.kafka_sink import OutRecord, WriteToKafka
 from tocsin.pipelines.io.kafka_source import (
     DEAD_LETTER,
@@ -33,8 +34,10 @@ from tocsin.pipelines.io.kafka_source import (
     ReadFromKafka,
     SourceConfig,
 )
-from tocsin.pipelines.options import KafkaOptions, kafka_client_config, parse_job_args
+from tocsin.pipelines.options import JobArgumentParser, job_options, kafka_reached, parse_job_args
 from tocsin.pipelines.windowspec import WindowSpec
+from tocsin.telemetry.logging import get_logger
+from tocsin.telemetry.metrics import serve_metrics
 
 
 def slice_ms(spec: WindowSpec) -> int:
@@ -158,13 +161,7 @@ def build(
 
 
 def run(argv: list[str] | None = None) -> None:
-    import argparse
-
-    from tocsin.runners import streaming_options
-    from tocsin.telemetry.logging import get_logger
-    from tocsin.telemetry.metrics import serve_metrics
-
-    parser = argparse.ArgumentParser(prog="tocsin pipeline window-count")
+    parser = JobArgumentParser(prog="tocsin pipeline window-count", description=__doc__.split("\n")[0])
     parser.add_argument("--input-topic", action="append", required=True, dest="input_topics")
     parser.add_argument("--output-topic", required=True)
     parser.add_argument(
@@ -196,8 +193,7 @@ def run(argv: list[str] | None = None) -> None:
         spec = WindowSpec.parse(known.window)
     except ValueError as error:
         parser.error(str(error))
-    options = streaming_options(beam_args)
-    opts = options.view_as(KafkaOptions)
+    options, opts, client = job_options(parser, beam_args)
     port = serve_metrics(opts.metrics_port)
     log = get_logger(stage="window-count")
     log.info(
@@ -210,16 +206,12 @@ def run(argv: list[str] | None = None) -> None:
     )
     decode = None
     if known.value_schema:
-        from tocsin.pipelines.io.decoders import AvroWithEventTime
-
         decode = AvroWithEventTime(known.value_schema, known.event_time_field)
     elif known.value_format == "json":
-        from tocsin.pipelines.io.decoders import JsonWithEventTime
-
         decode = JsonWithEventTime(known.event_time_field)
-    client = kafka_client_config(opts)
     group_id = opts.group_id or default_group_id(known.output_topic)
-    emit_after = resume_floor(client, group_id, known.input_topics) if opts.start == "committed" else None
+    with kafka_reached(client):
+        emit_after = resume_floor(client, group_id, known.input_topics) if opts.start == "committed" else None
     with beam.Pipeline(options=options) as pipeline:
         build(
             pipeline,

@@ -1,5 +1,6 @@
 """The router's HTTP API for responders: token per organisation; an organisation sees and answers only
-the alerts routed, escalated or referred to its receivers. Silences need an organisation marked admin.
+the alerts routed, escalated or referred to its receivers. Silences need an organisation marked admin;
+a revoked organisation's token is refused (403).
 
     GET  /v1/alerts                       the organisation's alerts, with any answer
     POST /v1/alerts/{id}/responses        {"kind": "acknowledged"|"action_taken"|"declined"|"referred"
@@ -11,23 +12,18 @@ the alerts routed, escalated or referred to its receivers. Silences need an orga
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from tocsin.organisations import Organisation, bearer_token, find_by_token
 from tocsin.router.service import Forbidden, Invalid, Router
 
 RESPONSES_PATH = re.compile(r"^/v1/alerts/(?P<id>[^/]+)/responses$")
 SILENCE_PATH = re.compile(r"^/v1/silences/(?P<id>[^/]+)$")
 MAX_BODY = 64 * 1024
-
-
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class RouterAPI(ThreadingHTTPServer):
@@ -42,14 +38,10 @@ class RouterAPI(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host}:{port}"
 
-    def organisation(self, header: str | None):
-        if not header or not header.startswith("Bearer "):
-            return None
-        digest = token_digest(header.removeprefix("Bearer ").strip())
-        for org in self.router.config.organisations.values():
-            if hmac.compare_digest(org.token_sha256, digest):
-                return org
-        return None
+    def organisation(self, header: str | None) -> Organisation | None:
+        """The organisation of an `Authorization: Bearer` header (a revoked one too), or None."""
+        token = bearer_token(header)
+        return None if token is None else find_by_token(self.router.config.organisations.values(), token)
 
     def serve_in_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="router-api", daemon=True)
@@ -75,6 +67,9 @@ class _Handler(BaseHTTPRequestHandler):
         org = self.server.organisation(self.headers.get("Authorization"))
         if org is None:
             self._send(401, {"errors": ["authorization: a valid 'Bearer <token>' is needed"]})
+        elif org.revoked:
+            self._send(403, {"errors": ["authorization: this token has been revoked"]})
+            return None
         return org
 
     def _body(self):

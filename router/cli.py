@@ -13,7 +13,9 @@ from typing import Annotated
 
 import typer
 
-from tocsin.config import KafkaSettings
+from tocsin.cli_errors import exit_with_errors, fail, operator_errors, url_error_line
+from tocsin.cli_options import Bootstrap, duration, kafka_settings
+from tocsin.kafka.topics import ALERTS, LEDGER, NOTIFICATIONS, RESPONSES
 
 router_app = typer.Typer(
     help="The response router: deliver, chase acknowledgements, escalate.", no_args_is_help=True
@@ -22,21 +24,13 @@ routes_app = typer.Typer(help="The routing tree.", no_args_is_help=True)
 silence_app = typer.Typer(help="Silences (need an admin organisation's token).", no_args_is_help=True)
 ledger_app = typer.Typer(help="The ledger of who was warned and what they did.", no_args_is_help=True)
 
-Bootstrap = Annotated[
-    str | None, typer.Option("--bootstrap-servers", "-b", envvar="TOCSIN_KAFKA_BOOTSTRAP_SERVERS")
-]
 Config = Annotated[Path, typer.Option("--config", "-c", help="Router config YAML")]
 Url = Annotated[str, typer.Option("--url", envvar="TOCSIN_ROUTER_URL", help="Router API")]
 Token = Annotated[str, typer.Option("--token", envvar="TOCSIN_TOKEN", help="Your organisation's token")]
 LedgerTopic = Annotated[str, typer.Option("--topic", help="Ledger topic")]
 
 
-def _client(bootstrap: str | None) -> dict:
-    return (KafkaSettings(bootstrap_servers=bootstrap) if bootstrap else KafkaSettings()).client_config()
-
-
 def _config(path: Path):
-    from tocsin.cli_errors import exit_with_errors
     from tocsin.router.config import RouterConfigError, load_router_config
 
     try:
@@ -50,15 +44,15 @@ def serve(
     config: Config,
     bootstrap: Bootstrap = None,
     listen: Annotated[str, typer.Option(help="API address host:port")] = "127.0.0.1:9095",
-    alerts_topic: Annotated[str, typer.Option()] = "tocsin.alerts.v1",
-    ledger_topic: Annotated[str, typer.Option()] = "tocsin.ledger.v1",
-    notifications_topic: Annotated[str, typer.Option()] = "tocsin.notifications.v1",
-    responses_topic: Annotated[str, typer.Option()] = "tocsin.responses.v1",
+    alerts_topic: Annotated[str, typer.Option(help="Alerts to route")] = ALERTS,
+    ledger_topic: Annotated[str, typer.Option(help="The ledger (hash chain)")] = LEDGER,
+    notifications_topic: Annotated[str, typer.Option(help="Every delivery attempt")] = NOTIFICATIONS,
+    responses_topic: Annotated[str, typer.Option(help="Responders' answers")] = RESPONSES,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics here")] = None,
 ) -> None:
     """Run the router: read alerts, notify, escalate, serve the responders' API, until stopped."""
     from tocsin.router.api import RouterAPI
-    from tocsin.router.service import Router
+    from tocsin.router.service import LedgerBroken, Router
     from tocsin.telemetry.logging import get_logger
     from tocsin.telemetry.metrics import serve_metrics
 
@@ -68,10 +62,28 @@ def serve(
         "notifications": notifications_topic,
         "responses": responses_topic,
     }
-    router = Router(_config(config), _client(bootstrap), topics)
-    router.start()
+    settings = _config(config)
+    kafka = kafka_settings(bootstrap)
     host, _, port = listen.rpartition(":")
-    api = RouterAPI((host, int(port)), router)
+    if not port.isdigit():
+        fail(f"error: --listen {listen}: not host:port")
+    router = Router(settings, kafka.client_config(), topics)
+    try:  # bound before Kafka is reached; served once the router has started
+        api = RouterAPI((host, int(port)), router)
+    except OSError as error:  # the port is taken, or the address is not this machine's
+        fail(f"error: --listen {listen}: {error.strerror or error}")
+    try:
+        with operator_errors(kafka):  # no broker
+            router.start()
+    except LedgerBroken as broken:
+        api.server_close()
+        fail(
+            f"error: the ledger {broken.topic} does not verify ({len(broken.problems)} problem(s), the "
+            f"first: {broken.problems[0]}); the router will not extend it: see `tocsin ledger verify`"
+        )
+    except SystemExit:
+        api.server_close()
+        raise
     api.serve_in_thread()
     served = serve_metrics(metrics_port)
     get_logger(stage="router").info(
@@ -91,7 +103,7 @@ def serve(
 @router_app.command("token")
 def token() -> None:
     """A new organisation token, and the digest to put in the router config."""
-    from tocsin.router.api import token_digest
+    from tocsin.organisations import token_digest
 
     value = secrets.token_urlsafe(32)
     typer.echo(f"token:        {value}\ntoken_sha256: {token_digest(value)}")
@@ -132,10 +144,17 @@ def _call(url: str, token_value: str, method: str, path: str, body: dict | None 
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as error:
-        answer = json.loads(error.read() or b"{}")
+        try:
+            answer = json.loads(error.read() or b"{}")
+        except ValueError:  # not the router's API answering
+            answer = {}
         for line in answer.get("errors", [str(error)]):
             typer.echo(f"error: {line}", err=True)
         raise typer.Exit(1) from None
+    except urllib.error.URLError as error:  # nothing listening, unknown host, timeout
+        fail(url_error_line(url, error, "the router"))
+    except TimeoutError:
+        fail(f"error: the router at {url} did not answer within 30s")
 
 
 Responder = Annotated[str, typer.Option("--responder", "-r", help="Who answers, for your organisation")]
@@ -207,18 +226,19 @@ def silence_add(
     matcher: Annotated[list[str], typer.Option("--matcher", "-m", help='label="value" (=, !=, =~, !~)')],
     author: Annotated[str, typer.Option()],
     reason: Annotated[str, typer.Option()],
-    duration: Annotated[str, typer.Option(help="e.g. 2h, 3d")] = "2h",
+    duration_text: Annotated[str, typer.Option("--duration", help="How long, e.g. 2h, 3d")] = "2h",
     url: Url = "http://127.0.0.1:9095",
     token: Token = "",
 ) -> None:
-    from tocsin.durations import parse_duration
-
-    body = {"matchers": matcher, "author": author, "reason": reason, "duration_s": parse_duration(duration)}
+    """Silence the alerts that match every --matcher, for --duration."""
+    seconds = duration(duration_text, "--duration")
+    body = {"matchers": matcher, "author": author, "reason": reason, "duration_s": seconds}
     typer.echo(_call(url, token, "POST", "/v1/silences", body)["id"])
 
 
 @silence_app.command("list")
 def silence_list(url: Url = "http://127.0.0.1:9095", token: Token = "") -> None:
+    """The silences in force, with who set them and why."""
     for s in _call(url, token, "GET", "/v1/silences")["silences"]:
         typer.echo(f"{s['id']}  {' '.join(s['matchers'])}  by {s['author']}: {s['reason']}")
 
@@ -230,16 +250,19 @@ def silence_expire(
     url: Url = "http://127.0.0.1:9095",
     token: Token = "",
 ) -> None:
+    """End a silence now."""
     _call(url, token, "DELETE", f"/v1/silences/{silence_id}?author={urllib.request.quote(author)}")
     typer.echo(f"expired {silence_id}")
 
 
 @ledger_app.command("verify")
-def ledger_verify(bootstrap: Bootstrap = None, topic: LedgerTopic = "tocsin.ledger.v1") -> None:
+def ledger_verify(bootstrap: Bootstrap = None, topic: LedgerTopic = LEDGER) -> None:
     """Check the hash chain: exit 1 saying where an entry was edited, removed or reordered."""
     from tocsin.router.ledger import read_ledger, verify
 
-    entries = read_ledger(_client(bootstrap), topic)
+    kafka = kafka_settings(bootstrap)
+    with operator_errors(kafka):
+        entries = read_ledger(kafka.client_config(), topic)
     problems = verify(entries)
     for line in problems:
         typer.echo(line, err=True)
@@ -250,11 +273,13 @@ def ledger_verify(bootstrap: Bootstrap = None, topic: LedgerTopic = "tocsin.ledg
 
 
 @ledger_app.command("show")
-def ledger_show(alert_id: str, bootstrap: Bootstrap = None, topic: LedgerTopic = "tocsin.ledger.v1") -> None:
+def ledger_show(alert_id: str, bootstrap: Bootstrap = None, topic: LedgerTopic = LEDGER) -> None:
     """The whole story of one alert, in order, with times."""
     from tocsin.router.ledger import read_ledger, story
 
-    lines = story(read_ledger(_client(bootstrap), topic), alert_id)
+    kafka = kafka_settings(bootstrap)
+    with operator_errors(kafka):
+        lines = story(read_ledger(kafka.client_config(), topic), alert_id)
     if not lines:
         typer.echo(f"no ledger entry for {alert_id}", err=True)
         raise typer.Exit(1)

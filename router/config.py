@@ -8,17 +8,17 @@ unless it says `continue: true`; an alert no child matches goes to the parent's 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from tocsin.durations import Duration, DurationOrZero
+from tocsin.organisations import Organisation, Organisations
 from tocsin.router.matchers import Matcher, MatcherError, parse_matcher
-from tocsin.validation import ConfigErrors, StrictModel, error_messages
+from tocsin.validation import ConfigErrors, StrictModel, validate_collecting
 
 # The root route's defaults, as Alertmanager's (30s, 5m, 4h); every child inherits its parent's.
 DEFAULTS = {
@@ -27,7 +27,6 @@ DEFAULTS = {
     "group_interval_s": 5 * 60,
     "repeat_interval_s": 4 * 3600,
 }
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class RouterConfigError(ConfigErrors):
@@ -85,12 +84,6 @@ class Receiver(StrictModel):
     channels: list[Channel] = Field(min_length=1)
 
 
-class Organisation(StrictModel):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
-    token_sha256: str
-    admin: bool = False  # may create and expire silences
-
-
 class EscalationStep(StrictModel):
     receiver: str
     after: Duration
@@ -117,7 +110,7 @@ class _Document(StrictModel):
     version: int = Field(ge=1)
     route: RouteSpec
     receivers: list[Receiver] = Field(min_length=1)
-    organisations: list[Organisation] = Field(min_length=1)
+    organisations: Organisations  # the core's: name, token_sha256, admin, revoked
     escalations: dict[str, Escalation] = {}
     inhibit_rules: list[InhibitRule] = []
     retry: Retry = Retry()
@@ -186,20 +179,15 @@ def load_router_config(path: Path | str) -> RouterConfig:
 def parse_router_config(data: Any) -> RouterConfig:
     if not isinstance(data, dict):
         raise RouterConfigError(["<root>: the router config must be a mapping"])
-    try:
-        doc = _Document.model_validate(data)
-    except ValidationError as error:
-        raise RouterConfigError(error_messages(error)) from None
-    errors: list[str] = []
+    doc, errors = validate_collecting(_Document, data)
+    if doc is None:
+        raise RouterConfigError(errors)
     receivers: dict[str, Receiver] = {}
     for i, receiver in enumerate(doc.receivers):
         if receiver.name in receivers:
             errors.append(f"receivers.{i}.name: duplicate receiver {receiver.name!r}")
         receivers[receiver.name] = receiver
     organisations = {o.name: o for o in doc.organisations}
-    for i, org in enumerate(doc.organisations):
-        if not SHA256.match(org.token_sha256):
-            errors.append(f"organisations.{i}.token_sha256: not a SHA-256 hex digest (tocsin router token)")
     for i, receiver in enumerate(doc.receivers):
         if receiver.organisation not in organisations:
             errors.append(f"receivers.{i}.organisation: undefined organisation {receiver.organisation!r}")

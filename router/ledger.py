@@ -13,6 +13,11 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from kafka import KafkaProducer
+
+from tocsin.kafka.read import read_topic
+from tocsin.serde.avro import decode, default_registry, encode
+
 GENESIS = "0" * 64
 
 
@@ -132,8 +137,6 @@ class LedgerWriter:
     """Appends entries to the ledger topic in order, each acknowledged before the next is built."""
 
     def __init__(self, client: dict, topic: str, last: Entry | None):
-        from kafka import KafkaProducer
-
         self.topic = topic
         self.last = last
         self._producer = KafkaProducer(
@@ -141,8 +144,6 @@ class LedgerWriter:
         )
 
     def append(self, at_ms: int, kind: str, subject_id: str, actor: str, payload: dict) -> Entry:
-        from tocsin.serde.avro import default_registry, encode
-
         entry = chain(self.last, at_ms, kind, subject_id, actor, payload)
         value = encode(default_registry().get("LedgerEntry"), entry.as_record())
         self._producer.send(self.topic, key=str(entry.sequence).encode(), value=value, partition=0).get(
@@ -156,7 +157,4 @@ class LedgerWriter:
 
 
 def read_ledger(client: dict, topic: str) -> list[Entry]:
-    from tocsin.kafka.read import read_topic
-    from tocsin.serde.avro import decode
-
     return [from_record(decode(r.value)) for r in read_topic(client, topic)]

@@ -12,6 +12,8 @@ import threading
 import time
 import uuid
 
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
 from tocsin.router.config import Route, RouterConfig
 from tocsin.router.dispatch import due, group_key, match
 from tocsin.router.escalation import next_step
@@ -20,8 +22,9 @@ from tocsin.router.ledger import LedgerWriter, read_ledger, verify
 from tocsin.router.notify import notifier_for
 from tocsin.router.notify.payload import Message
 from tocsin.router.notify.retry import deliver
-from tocsin.router.silence import silenced_by
+from tocsin.router.silence import silenced_by, validate
 from tocsin.router.state import RouterState
+from tocsin.serde.avro import decode, default_registry, encode
 from tocsin.telemetry.logging import get_logger
 from tocsin.telemetry.metrics import counter, gauge, histogram
 from tocsin.timestamps import epoch_ms
@@ -62,6 +65,14 @@ class Invalid(ValueError):
         super().__init__("; ".join(errors))
 
 
+class LedgerBroken(Exception):
+    """The ledger's chain is broken where `problems` say: the router does not start on it."""
+
+    def __init__(self, topic: str, problems: list[str]):
+        self.topic, self.problems = topic, problems
+        super().__init__(f"the ledger {topic} does not verify: " + "; ".join(problems[:3]))
+
+
 class Router:
     def __init__(self, config: RouterConfig, client: dict, topics: dict, clock=time.time, sleep=time.sleep):
         self.config = config
@@ -77,13 +88,11 @@ class Router:
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def start(self) -> None:
-        from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-
         entries = read_ledger(self.client, self.topics["ledger"])
         problems = verify(entries)
         if problems:
             # Refuse to extend a broken chain: an operator must look first.
-            raise RuntimeError("the ledger does not verify: " + "; ".join(problems[:3]))
+            raise LedgerBroken(self.topics["ledger"], problems)
         self.state = RouterState.rebuilt(entries)
         self.writer = LedgerWriter(self.client, self.topics["ledger"], self.state.last)
         self.producer = KafkaProducer(acks="all", **self.client)
@@ -119,8 +128,6 @@ class Router:
     # -- alerts in ----------------------------------------------------------------------------------
 
     def poll_once(self, timeout_ms: int = 200) -> int:
-        from tocsin.serde.avro import decode
-
         batches = self.consumer.poll(timeout_ms=timeout_ms)
         count = 0
         for records in batches.values():
@@ -329,8 +336,6 @@ class Router:
             return payload
 
     def create_silence(self, organisation: str, body: dict) -> dict:
-        from tocsin.router.silence import validate
-
         now = self.clock()
         matchers = list(body.get("matchers") or [])
         starts = float(body.get("starts_at", now))
@@ -366,8 +371,6 @@ class Router:
         return entry
 
     def _publish_notification(self, p: dict) -> None:
-        from tocsin.serde.avro import default_registry, encode
-
         record = {
             "id": str(uuid.uuid4()),
             "alert_ids": p["alert_ids"],
@@ -386,8 +389,6 @@ class Router:
         self.publish("notifications", p["alert_ids"][0].encode(), value)
 
     def _publish_response(self, alert_id: str, p: dict, now: float) -> None:
-        from tocsin.serde.avro import default_registry, encode
-
         record = {
             "id": str(uuid.uuid4()),
             "alert_id": alert_id,

@@ -7,22 +7,26 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from tocsin.processes import StageProcess
+
 ROOT = Path(__file__).resolve().parents[1]
-# The project's shared real data sits beside the checkout; TOCSIN_SHARED_DATA points elsewhere.
-DATA = Path(os.environ.get("TOCSIN_SHARED_DATA", ROOT.parent / "shared" / "data"))
 FIXTURES = Path(__file__).parent / "fixtures"
-# Tests on the fuller real data: skipped, with the reason, in a clone that has no shared data beside it.
+# The real data files the tests read, committed in the shared folder's layout (sources and licences in
+# its README.md).
+DATA = FIXTURES / "data"
+# The project's shared real data sits beside the checkout (TOCSIN_SHARED_DATA points elsewhere): what may
+# not or need not be committed, the non-commercial lexicons, the Guardian feed, the full ReliefWeb listings.
+SHARED = Path(os.environ.get("TOCSIN_SHARED_DATA", ROOT.parent / "shared" / "data"))
+# Tests on that data: skipped, with the reason, in a clone that has no shared data beside it.
 needs_shared_data = pytest.mark.skipif(
-    not DATA.is_dir(), reason="needs the project's shared real data (../shared/data or TOCSIN_SHARED_DATA)"
+    not SHARED.is_dir(),
+    reason="needs the project's shared real data (../shared/data or TOCSIN_SHARED_DATA)",
 )
 
 
@@ -85,37 +89,13 @@ def chain_topics(make_topic):
     }
 
 
-class PipelineProcess:
-    """A pipeline started as its own process group, so a test can kill it like a crash would."""
-
-    def __init__(self, args: list[str], log_path: Path):
-        self.log_path = log_path
-        self.proc = subprocess.Popen(
-            [sys.executable, *args],
-            cwd=ROOT,
-            start_new_session=True,
-            stdout=open(log_path, "ab"),
-            stderr=subprocess.STDOUT,
-        )
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.alive():
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def log_tail(self, n: int = 40) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-
-
 @pytest.fixture
 def start_pipeline(tmp_path):
-    started: list[PipelineProcess] = []
+    """Start a pipeline (or the router) as its own process group: start("-m", "tocsin.pipelines...", ...)."""
+    started: list[StageProcess] = []
 
-    def start(*args: str) -> PipelineProcess:
-        proc = PipelineProcess(list(args), tmp_path / f"pipeline-{len(started)}.log")
+    def start(*args: str) -> StageProcess:
+        proc = StageProcess(list(args), tmp_path / f"pipeline-{len(started)}.log", cwd=ROOT)
         started.append(proc)
         return proc
 

@@ -10,6 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from kafka import KafkaConsumer
+
+from tocsin.serde.avro import decode
+
 
 def tail(
     client: dict,
@@ -21,9 +25,6 @@ def tail(
     idle_timeout_s: float | None = None,
 ) -> int:
     """Print alerts as they come; return how many. Stops after max_alerts, or idle_timeout_s of silence."""
-    from kafka import KafkaConsumer
-
-    from tocsin.serde.avro import decode
 
     consumer = KafkaConsumer(
         topic,

@@ -2,27 +2,45 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tocsin.durations import Duration
+
 
 class KafkaSettings(BaseSettings):
-    """How to reach Kafka; the security settings pass straight through to the clients."""
+    """How to reach Kafka: the one model behind every command's `--bootstrap-servers` (tocsin.cli_options)
+    and the Beam jobs' Kafka options (tocsin.pipelines.options, which derives its flags from these fields).
+    Each field also reads TOCSIN_KAFKA_<FIELD>; the security settings pass straight through to the clients.
+    """
 
     model_config = SettingsConfigDict(env_prefix="TOCSIN_KAFKA_", extra="forbid")
 
-    bootstrap_servers: str = Field("127.0.0.1:9092", description="host:port[,host:port...]")
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_cafile: Path | None = None
-    ssl_certfile: Path | None = None
-    ssl_keyfile: Path | None = None
-    client_id: str = "tocsin"
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]"
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How the clients talk to the brokers"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = Field(
+        None, description="SASL mechanism (with a SASL_* protocol)"
+    )
+    sasl_username: str | None = Field(None, description="SASL user name")
+    sasl_password: SecretStr | None = Field(
+        None, description="SASL password (the environment variable keeps it off command lines)"
+    )
+    ssl_cafile: Path | None = Field(None, description="CA certificate file (PEM)")
+    ssl_certfile: Path | None = Field(None, description="Client certificate file (PEM)")
+    ssl_keyfile: Path | None = Field(None, description="Client private key file (PEM)")
+    client_id: str = Field("tocsin", description="Client id the brokers log and quota by")
+    # kafka-python waits 30 s for its first broker; an operator who mistyped the address should hear
+    # about it sooner (TOCSIN_KAFKA_BOOTSTRAP_TIMEOUT=30s for a slow network). Written as text, since
+    # BaseSettings validates its defaults.
+    bootstrap_timeout: Duration = Field("5s", description="How long a client waits for its first broker")
 
     def client_config(self) -> dict:
         """Keyword arguments for kafka-python's producer, consumer and admin clients."""
@@ -30,6 +48,7 @@ class KafkaSettings(BaseSettings):
             "bootstrap_servers": self.bootstrap_servers.split(","),
             "security_protocol": self.security_protocol,
             "client_id": self.client_id,
+            "bootstrap_timeout_ms": self.bootstrap_timeout * 1000,
         }
         if self.sasl_mechanism:
             config["sasl_mechanism"] = self.sasl_mechanism
@@ -52,3 +71,21 @@ class TelemetrySettings(BaseSettings):
     metrics_port: int | None = Field(
         None, description="Port of the Prometheus /metrics endpoint; none to disable"
     )
+
+
+def cache_dirs() -> list[Path]:
+    """Where tocsin looks for what `make` builds or downloads (Prism, the Flink job server, Kafka):
+    TOCSIN_CACHE alone when it is set; otherwise the `.cache` of the checkout tocsin runs from (so a
+    command finds it from any working directory), then `.cache` in the working directory."""
+    if os.environ.get("TOCSIN_CACHE"):
+        return [Path(os.environ["TOCSIN_CACHE"]).resolve()]
+    checkout = Path(__file__).resolve().parents[1]
+    found = [checkout / ".cache"] if (checkout / "pyproject.toml").is_file() else []
+    here = Path(".cache").resolve()
+    return found + ([here] if here not in found else [])
+
+
+def find_in_cache(relative: str | Path) -> tuple[Path | None, list[Path]]:
+    """(the first cache folder's `relative` that exists, or None; every path looked at)."""
+    looked = [folder / relative for folder in cache_dirs()]
+    return next((path for path in looked if path.exists()), None), looked

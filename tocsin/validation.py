@@ -3,6 +3,7 @@ error as '<dotted path>: <message>', the message of a validator's ValueError as 
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -36,3 +37,44 @@ def error_messages(error: ValidationError, prefix: tuple = ()) -> list[str]:
 def str_keys(value: Any) -> list[str]:
     """The string keys of a mapping found in raw YAML (nothing if it is not one)."""
     return [k for k in value if isinstance(k, str)] if isinstance(value, dict) else []
+
+
+def validate_collecting(model: type[BaseModel], data: Any) -> tuple[BaseModel | None, list[str]]:
+    """(the model, []) or (a model of the valid rest, every error) or (None, every error).
+
+    pydantic stops a document at its first bad fields; the checks that span a document (undefined
+    receivers, bad matchers) would then go unreported until those are fixed, and an operator fixes a
+    config one run at a time. So each bad optional field is dropped (its default stands in) and the rest
+    validated again: the cross-checks run on what is valid, and every error is listed at once. A bad
+    required field cannot be dropped: then only the field errors are known.
+    """
+    data, errors, dropped = copy.deepcopy(data), [], set()
+    while True:
+        try:
+            return model.model_validate(data), errors
+        except ValidationError as error:
+            found = error.errors()
+            stuck = False
+            for item, message in zip(found, error_messages(error), strict=True):
+                if item["type"] == "missing" and item["loc"] in dropped:
+                    stuck = True  # a field that was dropped is required: its error is already listed
+                elif message not in errors:
+                    errors.append(message)
+                if item["type"] == "missing" or not _drop(data, item["loc"]):
+                    stuck = True
+                dropped.add(item["loc"])
+            if stuck:
+                return None, errors
+
+
+def _drop(data: Any, loc: tuple) -> bool:
+    parent = data
+    for part in loc[:-1]:
+        try:
+            parent = parent[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    if isinstance(parent, dict) and loc[-1] in parent:
+        del parent[loc[-1]]
+        return True
+    return False

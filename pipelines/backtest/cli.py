@@ -57,8 +57,8 @@ def backtest(
 
     Extra arguments after `--` go to the Beam runner (default Prism).
     """
-    from tocsin.connectors.countries import iso3_checked
     from tocsin.durations import parse_duration
+    from tocsin.formats.countries import iso3_checked
     from tocsin.pipelines.backtest.episodes import EpisodesError, load_episodes
     from tocsin.pipelines.backtest.run import Backtest, file_countries, run
     from tocsin.pipelines.backtest.sweep import SweepError, parse_sweep
@@ -118,7 +118,7 @@ def backtest(
     )
     try:
         result = run(job)
-    except ValueError as error:  # an unreadable input file: its one-line reason
+    except (ValueError, FileNotFoundError) as error:  # an unreadable input file, a runner not built
         typer.echo(str(error), err=True)
         raise typer.Exit(1) from None
     typer.echo(summary(result))

@@ -25,7 +25,7 @@ import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tocsin.connectors.countries import iso3_checked, iso3_from_gw, iso3_from_name
+from tocsin.formats.countries import iso3_checked, iso3_from_gw, iso3_from_name
 
 EWP_COLUMNS = ("country", "mk_event_name", "startyear", "endyear")
 CSV_COLUMNS = ("country", "start", "end")

@@ -1,7 +1,7 @@
 """Replay history through the streaming jobs' own transforms, in batch: files -> observations -> signals
 -> alerts.
 
-1. Read: every input file with the connectors' parsers (`connectors/files.py`), normalised by the
+1. Read: every input file with the parsers the connectors use (`tocsin/formats/files.py`), normalised by the
    indicator job's normaliser; `--from`/`--to` keep the events in the period; rejects become dead letters
    (JSON lines in the work directory) with their reason. Observations go to JSON-lines shards, so the
    replay never holds the input in memory.
@@ -24,10 +24,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import apache_beam as beam
 import orjson
 
+from tocsin.pipelines.indicators.job import ShardWriter, dead_letter_json, normalised_files, read_shard
+from tocsin.pipelines.indicators.transforms import FoldObservations
 from tocsin.pipelines.rules.config import RuleSet
 from tocsin.pipelines.windowspec import WindowSpec
+from tocsin.runners import batch_options
 
 STAGE = "backtest"
 
@@ -80,7 +84,6 @@ def read_observations(
 ) -> tuple[list[Path], ReplayStats]:
     """Normalise every record of the (file, country) inputs into JSON-lines shards in `workdir`; dead
     letters beside them. The country is for files that do not say theirs (a ReliefWeb listing)."""
-    from tocsin.pipelines.indicators.job import ShardWriter, dead_letter_json, normalised_files
 
     stats = ReplayStats()
     lo = _ms(start) if start else None
@@ -111,11 +114,6 @@ def read_observations(
 
 def compute_signals(shards: list[Path], settings, workdir: Path, beam_args: list[str]) -> list[Path]:
     """Run the indicator transforms over the shards on a Beam runner; the signal files written."""
-    import apache_beam as beam
-
-    from tocsin.pipelines.indicators.job import read_shard
-    from tocsin.pipelines.indicators.transforms import FoldObservations
-    from tocsin.runners import batch_options
 
     prefix = str(workdir / "signals")
     for old in glob.glob(prefix + "-*"):

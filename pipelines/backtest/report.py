@@ -24,6 +24,15 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+import numpy as np
+import pycountry
+from matplotlib import dates as mdates
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
 SEVERITIES = ("watch", "warning", "critical")
 STATUSES = ("FIRING", "UPDATED", "RESOLVED")
 MAX_INDICATORS = 6  # lines per country plot; the rest are named in the caption
@@ -199,10 +208,8 @@ def yes_no(value: Any) -> str:
 
 def country_name(code: str) -> str:
     try:
-        import pycountry
-
         found = pycountry.countries.get(alpha_3=code.upper()) if len(code) == 3 else None
-    except (ImportError, KeyError, LookupError):
+    except (KeyError, LookupError):
         found = None
     name = getattr(found, "common_name", None) or getattr(found, "name", None)
     return f"{name} ({code})" if name else code
@@ -244,23 +251,16 @@ def _svg(fig, prefix: str, label: str) -> str:
 
 
 def _figure(**kwargs):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     fig = Figure(layout="constrained", **kwargs)
     FigureCanvasAgg(fig)  # Agg measures the text for the layout; the SVG backend then draws it
     return fig
 
 
 def _ms_to_datetime64(ms: list[float]):
-    import numpy as np
-
     return np.array([int(x) for x in ms], dtype="datetime64[ms]")
 
 
 def _day64(day: date):
-    import numpy as np
-
     return np.datetime64(day.isoformat(), "ms")
 
 
@@ -342,9 +342,6 @@ def country_plot(
     per rule, and one bar per episode (with the warning horizon before it) in as many lanes as overlapping
     episodes need.
     """
-    from matplotlib import dates as mdates
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
 
     shown, left_out = _top_indicators(_dict(series.get("indicators")))
     alerts = [a for a in alerts if _number(a.get("window_end")) is not None]
@@ -1017,8 +1014,6 @@ def facts_section(scores: dict, horizon_days: float | None) -> str:
 
 def render(result: dict) -> str:
     """The report page for a back-test result (see the module docstring)."""
-    import matplotlib
-
     result = _dict(result)
     scores = _dict(result.get("scores"))
     method = _dict(scores.get("method"))

@@ -18,10 +18,13 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from tocsin.pipelines.backtest import replay, score
 from tocsin.pipelines.backtest.episodes import Episode
+from tocsin.pipelines.backtest.report import write_report
 from tocsin.pipelines.backtest.sweep import sweep
 from tocsin.pipelines.indicators.catalogue import Catalogue
+from tocsin.pipelines.indicators.job import Settings
 from tocsin.pipelines.rules.config import RuleSet
 from tocsin.pipelines.rules.dryrun import dry_run
+from tocsin.pipelines.windowspec import WindowSpec
 
 SCHEMA_VERSION = 1
 RUN_ONLY = ("seconds", "seconds_by_step", "events_per_second", "peak_rss_mib", "peak_rss_runner_mib")
@@ -51,8 +54,6 @@ class Backtest:
 
 
 def settings_for(ruleset: RuleSet, catalogue: Catalogue):
-    from tocsin.pipelines.indicators.job import Settings
-
     windows, by_region = replay.rule_windows(ruleset)
     # Final panes only: no early panes, no lateness (in batch every record is on time); and only the
     # indicators each window spec's rules read.
@@ -198,7 +199,6 @@ def series_spec(ruleset: RuleSet) -> str | None:
 
 def series(signals: list[dict], countries: list[str], ruleset: RuleSet) -> dict:
     """Per country: each indicator's count per window of the plotted spec, with zeros across gaps."""
-    from tocsin.pipelines.windowspec import WindowSpec
 
     label = series_spec(ruleset)
     if label is None:
@@ -235,8 +235,6 @@ def _slim(alert: dict) -> dict:
 
 
 def _write(directory: Path, result: dict, alerts: list[dict]) -> None:
-    from tocsin.pipelines.backtest.report import write_report
-
     # scores.json depends on the input alone (same input, same bytes); the run's timings go to run.json.
     scores = dict(result["scores"])
     scores["inputs"] = {k: v for k, v in scores["inputs"].items() if k not in RUN_ONLY}

@@ -7,7 +7,8 @@ from tocsin.pipelines.indicators.catalogue import (
     load_catalogue,
     parse_catalogue,
 )
-from tocsin.pipelines.indicators.classify import Match, classify, fold
+from tocsin.pipelines.indicators.classify import Match, classify
+from tocsin.pipelines.indicators.folding import fold
 
 __all__ = [
     "Catalogue",

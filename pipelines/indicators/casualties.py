@@ -21,7 +21,9 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from tocsin.pipelines.indicators.classify import fold
+from tocsin.pipelines.indicators.catalogue import read_lexicon
+from tocsin.pipelines.indicators.classify import terms_regex
+from tocsin.pipelines.indicators.folding import fold
 
 WORDS = {
     # English
@@ -100,8 +102,6 @@ CUMULATIVE = re.compile(
 def _not_violence() -> re.Pattern:
     """Disease, hunger, disasters, accidents: the packaged `natural_causes` lexicons (one home for them,
     shared with the killing indicator's `unless`)."""
-    from tocsin.pipelines.indicators.catalogue import read_lexicon
-    from tocsin.pipelines.indicators.classify import terms_regex
 
     folder = Path(__file__).parent / "lexicons"
     terms: list[str] = []

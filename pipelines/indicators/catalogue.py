@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from tocsin.pipelines.indicators.folding import fold
 from tocsin.validation import ConfigErrors, StrictModel, error_messages, str_keys
 
 EXTERNAL_DIR_ENV = "TOCSIN_EXTERNAL_LEXICONS"
@@ -494,8 +495,6 @@ def _shown(file: Path, base_dir: Path) -> str:
 
 def read_lexicon(text: str, shown: str) -> tuple[list[str], list[str]]:
     """Folded terms of a lexicon file, and its problems ('<file> line N: ...')."""
-    from tocsin.pipelines.indicators.classify import fold
-
     terms, problems = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         term = " ".join(line.split())
@@ -512,8 +511,6 @@ def read_lexicon(text: str, shown: str) -> tuple[list[str], list[str]]:
 
 
 def read_external(spec: ExternalLexicon, file: Path) -> tuple[list[str], list[str]]:
-    from tocsin.pipelines.indicators.classify import fold
-
     text = file.read_text(encoding="utf-8", errors="replace")
     if spec.format == "lines":
         return read_lexicon(text, str(file))

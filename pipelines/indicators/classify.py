@@ -19,14 +19,11 @@ Each reason says exactly why: "cameo:202 Engage in mass killings", "goldstein -1
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import NamedTuple
 
 from tocsin.pipelines.indicators.catalogue import Catalogue, Indicator, Term
-
-APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00b4": "'"})
+from tocsin.pipelines.indicators.folding import fold_with_offsets
 
 
 class Match(NamedTuple):
@@ -34,30 +31,6 @@ class Match(NamedTuple):
     weight: float
     reasons: list[str]
     deaths: str = "all"  # which deaths the indicator counts (catalogue `deaths`)
-
-
-def fold(text: str) -> str:
-    """Casefold, strip accents (NFKD, combining marks dropped) and make typographic apostrophes ASCII."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold().translate(APOSTROPHES))
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-@lru_cache(maxsize=4096)
-def _fold_char(char: str) -> str:
-    return fold(char)
-
-
-def fold_with_offsets(text: str) -> tuple[str, list[int] | None]:
-    """The folded text and, for non-ASCII text, the index in `text` of each folded character."""
-    if text.isascii():
-        return text.lower(), None
-    out: list[str] = []
-    offsets: list[int] = []
-    for index, char in enumerate(text):
-        folded = char.lower() if char.isascii() else _fold_char(char)
-        out.append(folded)
-        offsets.extend([index] * len(folded))
-    return "".join(out), offsets
 
 
 def _original(text: str, offsets: list[int] | None, start: int, end: int) -> str:

@@ -8,7 +8,7 @@ the windows they feed are durable.
 
 Batch (`--batch`, for replays and back-tests): the same transforms over files (`--from-file`: UCDP GED or
 ReliefWeb listing CSV, GDELT export files or directories of them, ReliefWeb API JSON, RSS/Atom; see
-connectors/files.py) or over the raw topics as they are now; signals go to the signals topic or, with
+tocsin/formats/files.py) or over the raw topics as they are now; signals go to the signals topic or, with
 `--output-file`, to a JSON-lines file.
 """
 
@@ -22,9 +22,15 @@ from pathlib import Path
 import apache_beam as beam
 import orjson
 
+from tocsin.cli_errors import exit_with_errors
 from tocsin.durations import parse_duration_or_zero
+from tocsin.formats.files import read_records
+from tocsin.formats.records import BadFile, Reject
+from tocsin.formats.reliefweb_csv import country_code
+from tocsin.kafka.read import read_topic
+from tocsin.kafka.topics import INCIDENTS, NEWS, OBSERVATIONS, SIGNALS
 from tocsin.pipelines.indicators.catalogue import Catalogue, load_catalogue
-from tocsin.pipelines.indicators.normalise import NormaliseError, as_observation, normalise
+from tocsin.pipelines.indicators.normalise import NormaliseError, RawToObservation, as_observation, normalise
 from tocsin.pipelines.indicators.slices import SignalSlicesFactory, slices_for
 from tocsin.pipelines.indicators.transforms import (
     BatchWindowSignals,
@@ -37,12 +43,30 @@ from tocsin.pipelines.io.commit import CommitWhenDurable, resume_floor
 from tocsin.pipelines.io.dead_letters import EncodeDeadLetters, LateToDeadLetter
 from tocsin.pipelines.io.encode import EncodeAvro
 from tocsin.pipelines.io.kafka_sink import WriteToKafka
-from tocsin.pipelines.io.kafka_source import DEAD_LETTER, LATE, PROGRESS, ReadFromKafka, SourceConfig
-from tocsin.pipelines.options import KafkaOptions, kafka_client_config, parse_job_args
+from tocsin.pipelines.io.kafka_source import (
+    DEAD_LETTER,
+    LATE,
+    PROGRESS,
+    ReadFromKafka,
+    SourceConfig,
+    decode_failure,
+)
+from tocsin.pipelines.options import (
+    JobArgumentParser,
+    KafkaOptions,
+    duration_text,
+    job_options,
+    kafka_reached,
+    parse_job_args,
+)
+from tocsin.serde.dead_letter import dead_letter
+from tocsin.telemetry.logging import get_logger
+from tocsin.telemetry.metrics import serve_metrics
+from tocsin.validation import ConfigErrors
 
 STAGE = "pipeline.indicators"
 DEFAULT_WINDOWS = ("1d/1h", "7d/1d")
-DEFAULT_INPUTS = ("tocsin.incidents.raw.v1", "tocsin.news.raw.v1")
+DEFAULT_INPUTS = (INCIDENTS, NEWS)
 
 
 class Settings:
@@ -58,7 +82,7 @@ class Settings:
         by_region: bool = True,
         input_topics: tuple[str, ...] = DEFAULT_INPUTS,
         observations_topic: str | None = None,
-        signals_topic: str = "tocsin.signals.v1",
+        signals_topic: str = SIGNALS,
         indicators_by_window: dict[str, frozenset[str]] | None = None,
     ):
         self.catalogue = catalogue
@@ -109,8 +133,6 @@ def group_id_for(settings: Settings) -> str:
 
 
 def build_streaming(pipeline, opts: KafkaOptions, client: dict, settings: Settings, emit_after_ms=None):
-    from tocsin.pipelines.io.decoders import RawToObservation
-
     # Observations are folded into partials in the source's read calls (slices.py), unless each one
     # is also published; a trigger that counts hits gets one partial per hit (slices_for).
     fold_in_source = not settings.observations_topic
@@ -164,12 +186,9 @@ def build_streaming(pipeline, opts: KafkaOptions, client: dict, settings: Settin
 def normalised_files(path: Path, country: str | None = None, stage: str = STAGE):
     """(observation, None) or (None, dead letter) for every record of a file (or directory of GDELT
     exports) tocsin has a parser for: UCDP GED and ReliefWeb listing CSV, GDELT exports, ReliefWeb API
-    JSON, RSS/Atom (see connectors/files.py). `country` (ISO alpha-3) is the country of ReliefWeb listing
+    JSON, RSS/Atom (see tocsin/formats/files.py). `country` (ISO alpha-3) is the country of ReliefWeb listing
     rows that name none. A file of no known format, or one that cannot be read, raises BadFile
     (UnknownFormat, MissingColumns...); ValueError if `country` is not an ISO alpha-3 code."""
-    from tocsin.connectors.base import Reject
-    from tocsin.connectors.files import read_records
-    from tocsin.serde.dead_letter import dead_letter
 
     for source, _, schema, item in read_records(path, country):
         if isinstance(item, Reject):
@@ -243,9 +262,6 @@ def dead_letter_json(letter: dict) -> dict:
 
 def observations_from_topics(client: dict, topics, writer: ShardWriter) -> list[dict]:
     """Every record of the topics, normalised, to `writer`; the dead letters returned."""
-    from tocsin.kafka.read import read_topic
-    from tocsin.pipelines.io.decoders import RawToObservation
-    from tocsin.pipelines.io.kafka_source import decode_failure
 
     decode = RawToObservation()
     letters = []
@@ -306,7 +322,7 @@ FLUSH_LINES = 5_000
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tocsin pipeline indicators", description=__doc__.split("\n")[0])
+    p = JobArgumentParser(prog="tocsin pipeline indicators", description=__doc__.split("\n")[0])
     p.add_argument(
         "--catalogue", type=Path, default=None, help="Indicator catalogue YAML (default: packaged)"
     )
@@ -319,20 +335,34 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="SIZE/PERIOD sliding window, repeatable (default: 1d/1h and 7d/1d)",
     )
-    p.add_argument("--allowed-lateness", default="2d", help="How late data may update a window (default 2d)")
+    p.add_argument(
+        "--allowed-lateness",
+        type=duration_text,
+        default="2d",
+        help="How late data may update a window (default 2d)",
+    )
     p.add_argument("--early-every", type=int, default=None, help="Early pane after this many hits")
     p.add_argument(
-        "--early-after", default="60s", help="Early pane this long after the first hit; 0 for none"
+        "--early-after",
+        type=duration_text,
+        default="60s",
+        help="Early pane this long after the first hit; 0 for none",
     )
     p.add_argument("--no-regions", action="store_true", help="Country signals only")
-    p.add_argument("--input-topic", action="append", dest="input_topics", default=None)
+    p.add_argument(
+        "--input-topic",
+        action="append",
+        dest="input_topics",
+        default=None,
+        help=f"Raw topic to read, repeatable (default: {' and '.join(DEFAULT_INPUTS)})",
+    )
     p.add_argument(
         "--observations-topic",
         default="",
-        help="Also publish every observation here (e.g. tocsin.observations.v1); off by default: it "
+        help=f"Also publish every observation here (e.g. {OBSERVATIONS}); off by default: it "
         "doubles the records written and halves the throughput",
     )
-    p.add_argument("--signals-topic", default="tocsin.signals.v1")
+    p.add_argument("--signals-topic", default=SIGNALS, help=f"Signals topic (default {SIGNALS})")
     p.add_argument("--batch", action="store_true", help="Batch replay of --from-file or the input topics")
     p.add_argument(
         "--from-file",
@@ -363,26 +393,20 @@ def settings_from(known) -> Settings:
 
 
 def run(argv: list[str] | None = None) -> None:
-    from tocsin.connectors.reliefweb_csv import country_code
-    from tocsin.runners import batch_options, streaming_options
-    from tocsin.telemetry.logging import get_logger
-    from tocsin.telemetry.metrics import serve_metrics
-
     p = parser()
     known, beam_args = parse_job_args(p, argv)
     try:
         settings = settings_from(known)
         country = country_code(known.country) if known.country else None
+    except ConfigErrors as error:  # every error of the catalogue, as `tocsin rules check` lists them
+        exit_with_errors(known.catalogue or Path(f"packaged {error.kind}"), error.errors)
     except ValueError as error:
         p.error(str(error))
+    except OSError as error:  # a --catalogue that is not there
+        p.error(f"{error.filename}: {error.strerror}")
     log = get_logger(stage="indicators")
-    if known.batch:
-        options = batch_options(beam_args)
-    else:
-        options = streaming_options(beam_args)
-    opts = options.view_as(KafkaOptions)
+    options, opts, client = job_options(p, beam_args, streaming=not known.batch)
     port = serve_metrics(opts.metrics_port)
-    client = kafka_client_config(opts)
     common = dict(
         windows=[w.label() for w in settings.windows],
         allowed_lateness_s=settings.allowed_lateness_s,
@@ -392,9 +416,10 @@ def run(argv: list[str] | None = None) -> None:
     )
     if not known.batch:
         group_id = opts.group_id or group_id_for(settings)
-        emit_after = (
-            resume_floor(client, group_id, settings.input_topics) if opts.start == "committed" else None
-        )
+        with kafka_reached(client):
+            emit_after = (
+                resume_floor(client, group_id, settings.input_topics) if opts.start == "committed" else None
+            )
         log.info(
             "starting", mode="streaming", inputs=settings.input_topics, resume_floor_ms=emit_after, **common
         )
@@ -404,14 +429,13 @@ def run(argv: list[str] | None = None) -> None:
     work = tempfile.TemporaryDirectory(prefix="tocsin-batch-")
     writer = ShardWriter(Path(work.name))
     if known.from_file:
-        from tocsin.connectors.base import BadFile
-
         try:
             letters = observations_from_files(known.from_file, country, writer)
         except BadFile as error:  # one line naming the file, as `tocsin connect` reports it
             p.exit(1, f"error: {error}\n")
     else:
-        letters = observations_from_topics(client, settings.input_topics, writer)
+        with kafka_reached(client):
+            letters = observations_from_topics(client, settings.input_topics, writer)
     writer.close()
     log.info("starting", mode="batch", observations=writer.count, dead_letters=len(letters), **common)
     if known.output_file is not None:

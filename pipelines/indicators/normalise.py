@@ -27,7 +27,8 @@ import re
 from urllib.parse import urlsplit
 
 from tocsin.pipelines.indicators.casualties import read_deaths
-from tocsin.pipelines.indicators.classify import fold
+from tocsin.pipelines.indicators.folding import fold
+from tocsin.serde.avro import decode_plain
 from tocsin.timestamps import epoch_ms
 
 STRUCTURED = frozenset({"CONFLICT_DATA", "EVENT_DATA"})
@@ -211,3 +212,16 @@ def normalise(schema_name: str, record: dict) -> dict:
 def as_observation(observation: dict) -> dict:
     """The schema fields only (drops the pipeline-internal dedup_key and origin)."""
     return {k: v for k, v in observation.items() if k not in ("dedup_key", "origin")}
+
+
+class RawToObservation:
+    """ReadFromKafka's decoder: a raw IncidentReport or NewsItem (by its writer schema) -> an observation.
+
+    Normalising in the source saves a pipeline step per record; a record that cannot be normalised is a
+    dead letter with reason normalise-error and every error found. A class, not a closure: runners pickle it.
+    """
+
+    def __call__(self, value: bytes):
+        record, schema = decode_plain(value)
+        observation = normalise(schema.name.rsplit(".", 1)[-1], record)
+        return observation, observation["event_time"]

@@ -31,6 +31,8 @@ from apache_beam.transforms.window import GlobalWindows
 from apache_beam.typehints import Any as AnyHint
 from apache_beam.typehints import Tuple
 from apache_beam.utils.timestamp import Timestamp
+from kafka import KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 from tocsin.telemetry.metrics import OFFSETS_COMMITTED, gauge
 
@@ -85,8 +87,6 @@ class _Commit(beam.DoFn):
         self._consumer = None
 
     def setup(self):
-        from kafka import KafkaConsumer
-
         self._consumer = KafkaConsumer(group_id=self.group_id, enable_auto_commit=False, **self.client)
 
     def teardown(self):
@@ -112,8 +112,6 @@ class _Commit(beam.DoFn):
         pending=beam.DoFn.StateParam(PENDING),
         due=beam.DoFn.TimerParam(DUE),
     ):
-        from kafka import TopicPartition
-        from kafka.structs import OffsetAndMetadata
 
         markers = pending.read() or []
         commits, emit_after, kept = choose_commits(
@@ -190,7 +188,6 @@ def resume_floor(client: dict, group_id: str, topics) -> int | None:
     Windows ending at or before it were final and durable before the restart: the pipeline must not
     emit them again from the partial input it re-reads.
     """
-    from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(group_id=group_id, enable_auto_commit=False, **client)
     try:

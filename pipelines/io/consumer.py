@@ -30,13 +30,16 @@ _NAMES = {
     "ssl_certfile": "ssl.certificate.location",
     "ssl_keyfile": "ssl.key.location",
 }
+# kafka-python's wait for a first broker: librdkafka has none to set (each call here has its own timeout,
+# TIMEOUT_S), so it is left out rather than refused.
+_KAFKA_PYTHON_ONLY = {"bootstrap_timeout_ms"}
 
 
 def librdkafka_config(client: dict) -> dict:
     """The same connection settings in librdkafka's spelling; an unknown setting is refused by name."""
     config = {}
     for name, value in client.items():
-        if value is None:
+        if value is None or name in _KAFKA_PYTHON_ONLY:
             continue
         if name == "bootstrap_servers":
             config["bootstrap.servers"] = value if isinstance(value, str) else ",".join(value)

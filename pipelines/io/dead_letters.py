@@ -5,6 +5,9 @@ from __future__ import annotations
 import apache_beam as beam
 
 from tocsin.pipelines.io.kafka_sink import OutRecord
+from tocsin.serde.avro import default_registry, encode
+from tocsin.serde.dead_letter import dead_letter
+from tocsin.telemetry.metrics import DEAD_LETTERS
 
 
 class LateToDeadLetter(beam.PTransform):
@@ -17,8 +20,6 @@ class LateToDeadLetter(beam.PTransform):
         self.reason = reason
 
     def expand(self, late):
-        from tocsin.serde.dead_letter import dead_letter
-
         stage, reason = self.stage, self.reason
         behind = (
             f"more than {self.allowed_lateness_s:g} s (the allowed lateness) behind the watermark"
@@ -41,11 +42,8 @@ class LateToDeadLetter(beam.PTransform):
 
 class EncodeDeadLetters(beam.PTransform):
     def expand(self, letters):
-        def encode(letter):
-            from tocsin.serde.avro import default_registry, encode
-            from tocsin.telemetry.metrics import DEAD_LETTERS
-
+        def as_record(letter):
             DEAD_LETTERS.labels(letter["stage"], letter["reason"]).inc()
             return OutRecord(letter["id"].encode(), encode(default_registry().get("DeadLetter"), letter))
 
-        return letters | "Encode" >> beam.Map(encode)
+        return letters | "Encode" >> beam.Map(as_record)

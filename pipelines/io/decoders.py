@@ -1,12 +1,17 @@
 """Value decoders for ReadFromKafka: bytes -> (record, event time in epoch ms or None).
 
 A decoder that raises sends the record to the dead-letter output with the error; it never stops the
-pipeline. Decoders are small classes (not closures) so runners can pickle them.
+pipeline. Decoders are small classes (not closures) so runners can pickle them. These two are generic;
+a job's own (an observation from a raw report, a signal) lives with the job.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+
+import orjson
+
+from tocsin.serde.avro import decode, default_registry
 
 
 class AvroWithEventTime:
@@ -18,8 +23,6 @@ class AvroWithEventTime:
         self._reader = None
 
     def __call__(self, value: bytes):
-        from tocsin.serde.avro import decode, default_registry
-
         if self._reader is None:
             self._reader = default_registry().get(self.schema_name)
         record = decode(value, self._reader)
@@ -43,8 +46,6 @@ class JsonWithEventTime:
         self.field = field
 
     def __call__(self, value: bytes):
-        import orjson
-
         record = orjson.loads(value)
         if not isinstance(record, dict):
             raise ValueError(f"a JSON object was expected, not {type(record).__name__}")
@@ -54,34 +55,3 @@ class JsonWithEventTime:
         if type(stamp) is not int:  # bool is an int subclass: refused too
             raise ValueError(f"{self.field} must be an integer of epoch milliseconds, not {stamp!r}")
         return record, stamp
-
-
-class RawToObservation:
-    """Decode a raw IncidentReport or NewsItem (by its writer schema) and normalise it to an observation.
-
-    Normalising in the source saves a pipeline step per record; a record that cannot be normalised is a
-    dead letter with reason normalise-error and every error found.
-    """
-
-    def __call__(self, value: bytes):
-        from tocsin.pipelines.indicators.normalise import normalise
-        from tocsin.serde.avro import decode_plain
-
-        record, schema = decode_plain(value)
-        observation = normalise(schema.name.rsplit(".", 1)[-1], record)
-        return observation, observation["event_time"]
-
-
-class SignalWithEventTime:
-    """Decode an IndicatorSignal; its event time is its window end, or its start for an early pane.
-
-    See tocsin.pipelines.rules.transforms: early panes of later windows must not move the alert stage's
-    watermark past windows whose on-time pane is still to come.
-    """
-
-    def __call__(self, value: bytes):
-        from tocsin.pipelines.rules.transforms import signal_event_time
-        from tocsin.serde.avro import decode, default_registry
-
-        signal = decode(value, default_registry().get("IndicatorSignal"))
-        return signal, signal_event_time(signal)

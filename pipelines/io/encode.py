@@ -5,6 +5,7 @@ from __future__ import annotations
 import apache_beam as beam
 
 from tocsin.pipelines.io.kafka_sink import OutRecord
+from tocsin.serde.avro import default_registry, encode
 
 
 class EncodeAvro(beam.PTransform):
@@ -19,11 +20,9 @@ class EncodeAvro(beam.PTransform):
     def expand(self, records):
         name, fields, check = self.schema_name, self.fields, self.check
 
-        def encode(record):
-            from tocsin.serde.avro import default_registry, encode
-
+        def as_record(record):
             if fields is not None:
                 record = fields(record)
             return OutRecord(record["id"].encode(), encode(default_registry().get(name), record, check=check))
 
-        return records | beam.Map(encode)
+        return records | beam.Map(as_record)

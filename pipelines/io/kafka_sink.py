@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import apache_beam as beam
+from kafka import KafkaProducer
 
 from tocsin.telemetry.metrics import RECORDS_PRODUCED, counter
 
@@ -38,8 +39,6 @@ class _Write(beam.DoFn):
         self._pending = 0
 
     def setup(self):
-        from kafka import KafkaProducer
-
         self._producer = KafkaProducer(
             acks="all",
             enable_idempotence=True,

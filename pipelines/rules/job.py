@@ -16,17 +16,30 @@ from pathlib import Path
 
 import apache_beam as beam
 
+from tocsin.cli_errors import exit_with_errors
 from tocsin.durations import parse_duration_or_zero
+from tocsin.kafka.read import read_topic
+from tocsin.kafka.topics import ALERTS, SIGNALS
 from tocsin.pipelines.indicators.catalogue import load_catalogue
 from tocsin.pipelines.io.commit import CommitWhenDurable
 from tocsin.pipelines.io.dead_letters import EncodeDeadLetters, LateToDeadLetter
-from tocsin.pipelines.io.decoders import SignalWithEventTime
 from tocsin.pipelines.io.encode import EncodeAvro
 from tocsin.pipelines.io.kafka_sink import WriteToKafka
 from tocsin.pipelines.io.kafka_source import DEAD_LETTER, LATE, PROGRESS, ReadFromKafka, SourceConfig
-from tocsin.pipelines.options import KafkaOptions, kafka_client_config, parse_job_args
+from tocsin.pipelines.options import (
+    JobArgumentParser,
+    KafkaOptions,
+    duration_text,
+    job_options,
+    kafka_reached,
+    parse_job_args,
+)
 from tocsin.pipelines.rules.config import RuleSet, load_rules
-from tocsin.pipelines.rules.transforms import Alerts, latest_alerts
+from tocsin.pipelines.rules.transforms import Alerts, SignalWithEventTime, latest_alerts
+from tocsin.serde.avro import decode
+from tocsin.telemetry.logging import get_logger
+from tocsin.telemetry.metrics import serve_metrics
+from tocsin.validation import ConfigErrors
 
 STAGE = "pipeline.alerts"
 
@@ -39,9 +52,6 @@ def history_window(ruleset: RuleSet) -> tuple[int, int]:
 
 
 def restored_alerts(client: dict, topic: str) -> dict[str, dict]:
-    from tocsin.kafka.read import read_topic
-    from tocsin.serde.avro import decode
-
     return latest_alerts(decode(record.value) for record in read_topic(client, topic))
 
 
@@ -80,17 +90,18 @@ def build_streaming(pipeline, opts: KafkaOptions, client: dict, ruleset: RuleSet
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tocsin pipeline alerts", description=__doc__.split("\n")[0])
+    p = JobArgumentParser(prog="tocsin pipeline alerts", description=__doc__.split("\n")[0])
     p.add_argument("--rules", type=Path, default=None, help="Rules YAML (default: packaged)")
     p.add_argument(
         "--catalogue", type=Path, default=None, help="Indicator catalogue YAML (default: packaged)"
     )
     p.add_argument("--external-lexicons", type=Path, default=None, help="Directory of external lexicons")
     p.add_argument("--enable", action="append", default=[], help="Enable an indicator disabled in the file")
-    p.add_argument("--signals-topic", default="tocsin.signals.v1")
-    p.add_argument("--alerts-topic", default="tocsin.alerts.v1")
+    p.add_argument("--signals-topic", default=SIGNALS, help=f"Signals to evaluate (default {SIGNALS})")
+    p.add_argument("--alerts-topic", default=ALERTS, help=f"Alert events (default {ALERTS})")
     p.add_argument(
         "--allowed-lateness",
+        type=duration_text,
         default="9d",
         help="How late a signal may arrive behind the watermark: an early pane is stamped with its window "
         "start, so the largest window plus the indicator job's lateness (default 9d = 7d + 2d)",
@@ -104,23 +115,20 @@ def load(known) -> RuleSet:
 
 
 def run(argv: list[str] | None = None) -> None:
-    from tocsin.runners import streaming_options
-    from tocsin.telemetry.logging import get_logger
-    from tocsin.telemetry.metrics import serve_metrics
-
     p = parser()
     known, beam_args = parse_job_args(p, argv)
     try:
         ruleset = load(known)
-        parse_duration_or_zero(known.allowed_lateness)
-    except ValueError as error:
-        p.error(str(error))
+    except ConfigErrors as error:  # every error of the file, as `tocsin rules check` lists them
+        file = known.rules if error.kind == "rules" else known.catalogue
+        exit_with_errors(file or Path(f"packaged {error.kind}"), error.errors)
+    except OSError as error:  # a --catalogue that is not there (the rules loader reports its own file)
+        p.error(f"{error.filename}: {error.strerror}")
     log = get_logger(stage="alerts")
-    options = streaming_options(beam_args)
-    opts = options.view_as(KafkaOptions)
+    options, opts, client = job_options(p, beam_args)
     port = serve_metrics(opts.metrics_port)
-    client = kafka_client_config(opts)
-    restored = restored_alerts(client, known.alerts_topic)
+    with kafka_reached(client):
+        restored = restored_alerts(client, known.alerts_topic)
     log.info(
         "starting",
         rules=[r.id for r in ruleset.rules],

@@ -318,5 +318,3 @@ def _prune(track: Track, rule: Rule) -> None:
     horizon = track.decided_end - rule.history_windows * rule.size_ms
     for end in [e for e in track.series if e < horizon]:
         del track.series[end]
-
-

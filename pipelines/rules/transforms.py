@@ -22,20 +22,29 @@ from tocsin.pipelines.rules.config import RuleSet
 from tocsin.pipelines.rules.lifecycle import (
     absent_before,
     absent_due,
-    epoch_ms,
     keyed_by_rule,
     observe,
     observe_window,
     place_of,
     restore,
-    signal_event_time,  # noqa: F401 (the decoder and tests use it from here)
+    signal_event_time,
     track_key,
     window_groups,
 )
+from tocsin.serde.avro import decode, default_registry
 from tocsin.telemetry.metrics import counter
+from tocsin.timestamps import epoch_ms
 
 ALERTS = counter("tocsin_alerts_total", "Alert events emitted", ["rule", "status", "severity"])
 EVALUATIONS = counter("tocsin_rule_evaluations_total", "Signals evaluated by a rule", ["rule"])
+
+
+class SignalWithEventTime:
+    """ReadFromKafka's decoder: an IndicatorSignal, at its event time (`signal_event_time`)."""
+
+    def __call__(self, value: bytes):
+        signal = decode(value, default_registry().get("IndicatorSignal"))
+        return signal, signal_event_time(signal)
 
 
 class KeyByRule(beam.DoFn):

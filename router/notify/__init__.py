@@ -3,20 +3,15 @@ one retry layer (`retry.deliver`) decides what to do about it."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from tocsin.router.notify.email import EmailNotifier
+from tocsin.router.notify.file import FileNotifier
+from tocsin.router.notify.outcome import Outcome
+from tocsin.router.notify.webhook import WebhookNotifier
 
-
-class Outcome(NamedTuple):
-    ok: bool
-    retryable: bool = False
-    detail: str = ""
+__all__ = ["Outcome", "notifier_for"]
 
 
 def notifier_for(channel):
-    from tocsin.router.notify.email import EmailNotifier
-    from tocsin.router.notify.file import FileNotifier
-    from tocsin.router.notify.webhook import WebhookNotifier
-
     if channel.webhook is not None:
         return WebhookNotifier(channel.webhook)
     if channel.email is not None:

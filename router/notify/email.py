@@ -6,7 +6,7 @@ import os
 import smtplib
 from email.message import EmailMessage
 
-from tocsin.router.notify import Outcome
+from tocsin.router.notify.outcome import Outcome
 
 
 class EmailNotifier:

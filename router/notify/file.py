@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from tocsin.router.notify import Outcome
+from tocsin.router.notify.outcome import Outcome
 
 
 class FileNotifier:

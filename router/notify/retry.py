@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from tocsin.router.notify import Outcome
+from tocsin.router.notify.outcome import Outcome
 
 
 def deliver(

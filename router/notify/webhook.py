@@ -6,7 +6,7 @@ import json
 import urllib.error
 import urllib.request
 
-from tocsin.router.notify import Outcome
+from tocsin.router.notify.outcome import Outcome
 
 
 class WebhookNotifier:

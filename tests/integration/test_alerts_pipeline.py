@@ -15,14 +15,14 @@ from collections import defaultdict
 import pytest
 import yaml
 
-from tests.conftest import DATA, connect, needs_shared_data, wait_for
+from tests.conftest import DATA, connect, wait_for
 from tocsin.kafka.read import read_topic
 from tocsin.pipelines.indicators.catalogue import load_catalogue
 from tocsin.pipelines.rules.config import load_rules, packaged_rules_path
 from tocsin.pipelines.rules.dryrun import dry_run
 from tocsin.serde.avro import decode
 
-pytestmark = [pytest.mark.integration, pytest.mark.runner, needs_shared_data]
+pytestmark = [pytest.mark.integration, pytest.mark.runner]
 
 UCDP = DATA / "ucdp_ged" / "ucdpged_23_1_sample1000.csv"
 GDELT = DATA / "gdelt2" / "export_15min"

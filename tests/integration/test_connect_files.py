@@ -18,7 +18,7 @@ import zipfile
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import DATA, FIXTURES, ROOT, needs_shared_data, wait_for
+from tests.conftest import DATA, FIXTURES, ROOT, wait_for
 from tocsin.cli import app
 from tocsin.kafka.read import read_topic
 from tocsin.serde.avro import decode
@@ -70,7 +70,6 @@ def produced_metric(connector: str) -> float:
     )
 
 
-@needs_shared_data
 def test_ucdp_sample_lands_once_with_its_fields(bootstrap, topics):
     before = produced_metric("ucdp-ged")
     out = connect(bootstrap, topics, "ucdp", str(UCDP))
@@ -104,7 +103,6 @@ def test_ucdp_sample_lands_once_with_its_fields(bootstrap, topics):
     assert len(read_all(bootstrap, topics["topic"])) == 1000
 
 
-@needs_shared_data
 def test_ucdp_rows_that_cannot_be_parsed_go_to_the_dead_letter_topic(bootstrap, topics, tmp_path):
     lines = UCDP.read_text(encoding="utf-8").splitlines(keepends=True)
     header = lines[0].split(",")
@@ -176,7 +174,6 @@ def test_listing_rows_that_cannot_be_parsed_go_to_the_dead_letter_topic(bootstra
     assert all(d["source"] == "listing_broken.csv" for d in letters)
 
 
-@needs_shared_data
 def test_all_gdelt_export_files_land_with_iso3_countries(bootstrap, topics):
     out = connect(bootstrap, topics, "gdelt", "--dir", str(GDELT))
     # All 9,354 rows of the 32 files are well formed: every one lands, none is a dead letter.
@@ -206,7 +203,6 @@ class _Files(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@needs_shared_data
 def test_gdelt_follows_lastupdate_txt(bootstrap, topics, tmp_path):
     name = "20201113001500.export.CSV"
     body = io.BytesIO()
@@ -232,7 +228,6 @@ def test_gdelt_follows_lastupdate_txt(bootstrap, topics, tmp_path):
         server.shutdown()
 
 
-@needs_shared_data
 def test_replay_killed_midway_and_restarted_holds_each_record_once(bootstrap, topics, tmp_path):
     args = [
         sys.executable,

@@ -28,8 +28,8 @@ import pytest
 import yaml
 from kafka import KafkaAdminClient, KafkaProducer
 
-from tests.conftest import DATA, connect, needs_shared_data, wait_for
-from tocsin.connectors.gdelt import COLUMNS
+from tests.conftest import DATA, connect, wait_for
+from tocsin.formats.gdelt import COLUMNS
 from tocsin.kafka.local_broker import free_port
 from tocsin.kafka.read import read_topic
 from tocsin.pipelines.indicators.catalogue import packaged_catalogue_path
@@ -191,7 +191,6 @@ def codes_only_catalogue(tmp_path: Path) -> Path:
     return path
 
 
-@needs_shared_data
 def test_real_gdelt_and_ucdp_data_through_connectors_become_the_expected_signals(
     bootstrap, topics, start_pipeline, tmp_path
 ):
@@ -395,14 +394,13 @@ def test_a_killed_pipeline_restarts_without_losing_or_double_counting_a_window(
 # ---------------------------------------------------------------------------------------------- batch
 
 
-@needs_shared_data
 def test_batch_mode_over_the_files_gives_the_same_signals(tmp_path):
     """The same transforms in batch over the files themselves: every window closes at the end of input."""
     import io as io_
     import subprocess
     import sys
 
-    from tocsin.connectors import gdelt, ucdp
+    from tocsin.formats import gdelt, ucdp
 
     parsed = [item for _, item in ucdp.parse_csv(io_.StringIO(UCDP.read_text(encoding="utf-8")))]
     for path in gdelt.export_files(GDELT):

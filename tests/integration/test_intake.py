@@ -9,9 +9,10 @@ import socket
 import pytest
 from prometheus_client import REGISTRY
 
-from tocsin.connectors.intake import IntakeConfig, hash_token, pseudonym, serve
+from tocsin.connectors.intake import IntakeConfig, pseudonym, serve
 from tocsin.kafka.local_broker import free_port
 from tocsin.kafka.read import read_topic
+from tocsin.organisations import token_digest
 from tocsin.serde.avro import decode, default_registry
 
 pytestmark = pytest.mark.integration
@@ -42,10 +43,10 @@ def start_intake():
             secret=SECRET,
             port=0,
             topic=topic,
-            organisations={
-                "darfur-monitors": {"token_sha256": hash_token(TOKEN)},
-                "former-partner": {"token_sha256": hash_token(REVOKED), "revoked": True},
-            },
+            organisations=[
+                {"name": "darfur-monitors", "token_sha256": token_digest(TOKEN)},
+                {"name": "former-partner", "token_sha256": token_digest(REVOKED), "revoked": True},
+            ],
             **settings,
         )
         server = serve(config, client)

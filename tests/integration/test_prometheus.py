@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from tests.conftest import router_serve_args, wait_for
+from tests.exported import exported_series
 from tocsin.kafka.local_broker import free_port
-from tocsin.router.api import token_digest
-from tocsin.telemetry.exported import exported_series
+from tocsin.organisations import token_digest
 
 pytestmark = pytest.mark.integration
 DEPLOY = Path(__file__).parents[2] / "deploy"

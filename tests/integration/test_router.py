@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from tests.conftest import router_serve_args, wait_for
 from tocsin.cli import app
 from tocsin.kafka.local_broker import free_port
-from tocsin.router.api import token_digest
+from tocsin.organisations import token_digest
 from tocsin.serde.avro import default_registry, encode
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ from functools import cache
 
 import pytest
 
-from tests.conftest import DATA, needs_shared_data
-from tocsin.connectors import gdelt, ucdp
+from tests.conftest import DATA
+from tocsin.formats import gdelt, ucdp
 from tocsin.pipelines.indicators import Match, classify, fold, load_catalogue, parse_catalogue
 from tocsin.pipelines.indicators.catalogue import packaged_catalogue_path
 from tocsin.pipelines.indicators.classify import cameo_codes, matchers
@@ -116,12 +116,10 @@ GDELT_CASES = [
 
 
 @pytest.mark.parametrize(("event_id", "expected"), GDELT_CASES, ids=[c[0] for c in GDELT_CASES])
-@needs_shared_data
 def test_real_gdelt_rows(catalogue, event_id, expected):
     assert summary(classify(catalogue, observation(gdelt_reports()[event_id]))) == expected
 
 
-@needs_shared_data
 def test_match_weights_come_from_the_catalogue(catalogue):
     matches = classify(catalogue, observation(gdelt_reports()["954694194"]))
     assert matches == [
@@ -136,7 +134,6 @@ def test_goldstein_ceiling_needs_a_known_score(catalogue):
     }
 
 
-@needs_shared_data
 def test_counts_over_every_gdelt_sample_row(catalogue):
     """Measured over the 9,354 rows of the 32 shared GDELT files (13-15 Nov 2020).
 
@@ -219,12 +216,10 @@ UCDP_CASES = [
 
 
 @pytest.mark.parametrize(("ucdp_id", "expected"), UCDP_CASES, ids=[c[0] for c in UCDP_CASES])
-@needs_shared_data
 def test_real_ucdp_rows(catalogue, ucdp_id, expected):
     assert summary(classify(catalogue, observation(ucdp_reports()[ucdp_id]))) == expected
 
 
-@needs_shared_data
 def test_counts_over_the_ucdp_sample(catalogue):
     """1,000 GED rows: 707 state-based + 133 non-state = 840 rf1; 160 one-sided = rf2. rf11 = 23 one-sided
     rows with best >= 10, plus 18 rows whose headline names a massacre, genocide, war crimes or civilians

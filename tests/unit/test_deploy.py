@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from tocsin.telemetry.exported import exported_series
+from tests.exported import exported_series
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 SERIES = re.compile(r"\btocsin_[a-z0-9_]+")

@@ -7,10 +7,10 @@ import io
 
 import pytest
 
-from tests.conftest import DATA, FIXTURES, needs_shared_data
-from tocsin.connectors import gdelt, ucdp
-from tocsin.connectors.base import MissingColumns, Reject
+from tests.conftest import DATA, FIXTURES
 from tocsin.connectors.replay import Pacer
+from tocsin.formats import gdelt, ucdp
+from tocsin.formats.records import MissingColumns, Reject
 from tocsin.serde.avro import default_registry
 from tocsin.serde.validate import validate
 
@@ -27,7 +27,6 @@ def ucdp_row(**changes) -> dict:
     return row | changes
 
 
-@needs_shared_data
 def test_ucdp_row_becomes_an_incident_report():
     record = ucdp.parse_row(ucdp_row(), ingested_at=1)
     assert record["id"] == "ucdp-ged:14863" and record["country"] == "SWZ"
@@ -36,7 +35,6 @@ def test_ucdp_row_becomes_an_incident_report():
     assert record["num_sources"] is None  # UCDP writes -1 for unknown
 
 
-@needs_shared_data
 def test_ucdp_reject_lists_every_error():
     reject = ucdp.parse_row(ucdp_row(best="x", date_start="", type_of_violence="4", latitude="north"))
     assert isinstance(reject, Reject) and reject.reason == "parse-error"
@@ -110,7 +108,6 @@ def test_a_ged_header_without_a_required_column_fails_before_any_row():
     )
 
 
-@needs_shared_data
 def test_gdelt_line_becomes_an_incident_report():
     record = gdelt.parse_line(gdelt_line(), ingested_at=1)
     assert record["id"] == "gdelt2:954680550"
@@ -124,7 +121,6 @@ def test_gdelt_line_becomes_an_incident_report():
     assert record["tone"] == 2.63691683569979
 
 
-@needs_shared_data
 def test_gdelt_rejects():
     assert gdelt.parse_line("1\t2\t3").errors == ["3 columns, expected 61"]
     values = gdelt_line().split("\t")

@@ -9,8 +9,8 @@ import zipfile
 import pytest
 
 from tests.conftest import FIXTURES, ROOT
-from tocsin.connectors.base import BadFile, MissingColumns, Reject
-from tocsin.connectors.files import ACCEPTED, UnknownFormat, detect, read_records
+from tocsin.formats.files import ACCEPTED, UnknownFormat, detect, read_records
+from tocsin.formats.records import BadFile, MissingColumns, Reject
 
 SAMPLES = ROOT / "sample_data"
 UCDP_23_1 = SAMPLES / "ucdp_ged" / "ucdpged_23_1_excerpt300.csv"

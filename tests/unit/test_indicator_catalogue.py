@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATA, needs_shared_data
+from tests.conftest import SHARED, needs_shared_data
 from tocsin.pipelines.indicators import CatalogueError, classify, load_catalogue, parse_catalogue
 from tocsin.pipelines.indicators.catalogue import packaged_catalogue_path
 
 PACKAGE = packaged_catalogue_path().parent
-HURTLEX_DIR = DATA / "lexicons"
+HURTLEX_DIR = SHARED / "lexicons"  # non-commercial licence: never committed
 
 
 def test_packaged_catalogue_loads_and_covers_the_required_risk_factors():
@@ -95,10 +95,10 @@ def test_the_required_topics_have_cameo_ucdp_or_keyword_rules():
     assert (civilians.match.min_civilian_deaths, civilians.deaths) == (1, "civilians")
 
 
-@needs_shared_data
+@needs_shared_data  # the table comes from a GPL-3.0 project (gdeltPyR): not committed here
 def test_every_cameo_code_carries_its_exact_codebook_description():
     """Each code and description is checked against the GDELT CAMEO table (whitespace normalised)."""
-    table = json.loads((DATA / "gdelt2/reference/cameoCodes_gdeltPyR.json").read_text())["Description"]
+    table = json.loads((SHARED / "gdelt2/reference/cameoCodes_gdeltPyR.json").read_text())["Description"]
     checked = 0
     for indicator in load_catalogue().indicators:
         cameo = indicator.match.cameo
@@ -420,7 +420,7 @@ def test_external_lexicon_declaration_errors():
     ]
 
 
-@pytest.mark.skipif(not HURTLEX_DIR.is_dir(), reason="shared HurtLex data not present")
+@needs_shared_data
 def test_external_hurtlex_loads_by_path_when_enabled(monkeypatch):
     monkeypatch.delenv("TOCSIN_EXTERNAL_LEXICONS", raising=False)
     catalogue = load_catalogue(external_dir=HURTLEX_DIR, enable=["rf8.hate_terms_external"])

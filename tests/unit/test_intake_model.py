@@ -1,4 +1,5 @@
-"""The HTTP intake's pure parts: exact validation messages, pseudonyms, coarsening, tokens, rate limit."""
+"""The HTTP intake's pure parts: exact validation messages, pseudonyms, coarsening, rate limit (its config
+and tokens: test_intake_config.py)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,12 @@ import math
 import uuid
 
 import pytest
-from pydantic import ValidationError
 
 from tocsin.connectors.intake import (
     KM_PER_DEGREE,
     BadRequest,
-    HttpError,
-    IntakeConfig,
     RateLimiter,
-    authenticate,
     coarsen,
-    error_list,
-    hash_token,
-    load_config,
     parse_report,
     pseudonym,
     to_record,
@@ -169,41 +163,6 @@ def test_coarsen_km_applies_to_the_record_and_is_recorded():
     record = to_record(report, "org-a", SECRET)
     assert (record["latitude"], record["longitude"]) == coarsen(13.6289, 25.3494, 25)
     assert record["attributes"] == {"organisation": "org-a", "coarsen_km": "25"}
-
-
-def test_tokens_are_kept_as_digests_and_checked_per_organisation(tmp_path, monkeypatch):
-    path = tmp_path / "intake.yaml"
-    path.write_text(
-        "secret: from-the-file-but-long-enough-0123456789\n"
-        "organisations:\n"
-        f"  org-a: {{token_sha256: {hash_token('alpha')}}}\n"
-        "  org-b: {token: beta, revoked: true}\n"
-    )
-    monkeypatch.setenv("TOCSIN_INTAKE_SECRET", "from-the-environment-0123456789abcdef")
-    config = load_config(path, port=0, topic=None)
-    assert config.secret.get_secret_value() == "from-the-environment-0123456789abcdef"
-    assert config.port == 0 and config.topic == "tocsin.incidents.raw.v1"
-    assert config.organisations["org-b"].token is None
-    assert config.organisations["org-b"].token_sha256 == hash_token("beta")
-    assert authenticate(config, "Bearer alpha") == ("org-a", hash_token("alpha"))
-    for header, status in [(None, 401), ("Basic alpha", 401), ("Bearer gamma", 401), ("Bearer beta", 403)]:
-        with pytest.raises(HttpError) as caught:
-            authenticate(config, header)
-        assert caught.value.status == status
-
-
-def test_config_rejects_short_secrets_and_bad_organisations():
-    with pytest.raises(ValidationError) as caught:
-        IntakeConfig.model_validate({"secret": "short", "organisations": {"a:b": {"token": "x"}, "ok": {}}})
-    assert error_list(caught.value) == [
-        "organisations.a:b.[key]: String should match pattern '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'",
-        "organisations.ok: give exactly one of token_sha256 and token",
-        "secret: should have at least 32 characters (e.g. openssl rand -hex 32)",
-    ]
-    twice = {"token_sha256": hash_token("same")}
-    with pytest.raises(ValidationError) as caught:
-        IntakeConfig.model_validate({"secret": SECRET, "organisations": {"a": twice, "b": twice}})
-    assert error_list(caught.value) == ["body: two organisations share a token"]
 
 
 def test_the_token_bucket_allows_a_burst_then_the_rate():

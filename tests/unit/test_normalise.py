@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from tests.conftest import DATA, FIXTURES, needs_shared_data
-from tocsin.connectors.gdelt import parse_text, read_export
-from tocsin.connectors.ucdp import parse_csv
+from tests.conftest import DATA, FIXTURES
+from tocsin.formats.gdelt import parse_text, read_export
+from tocsin.formats.ucdp import parse_csv
 from tocsin.pipelines.indicators.normalise import (
     NormaliseError,
     as_observation,
@@ -34,7 +34,6 @@ def first_parsed(rows):
     return next(item for _, item in rows if isinstance(item, dict))
 
 
-@needs_shared_data
 def test_a_ucdp_event_keeps_its_place_deaths_violence_type_and_record_id():
     text = (DATA / "ucdp_ged" / "ucdpged_23_1_sample1000.csv").read_text(encoding="utf-8")
     report = first_parsed(parse_csv(io.StringIO(text)))
@@ -52,7 +51,6 @@ def test_a_ucdp_event_keeps_its_place_deaths_violence_type_and_record_id():
     assert obs["origin"] == origin_of("ucdp-ged", report["url"])
 
 
-@needs_shared_data
 def test_a_gdelt_event_keeps_its_cameo_codes_goldstein_and_publisher():
     files = sorted((DATA / "gdelt2" / "export_15min").glob("*.export.CSV"))
     report = first_parsed(parse_text(read_export(files[0])))

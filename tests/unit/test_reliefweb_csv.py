@@ -9,9 +9,9 @@ import json
 import pytest
 
 from tests.conftest import FIXTURES, ROOT
-from tocsin.connectors import reliefweb_csv
-from tocsin.connectors.base import MissingColumns, Reject
-from tocsin.connectors.reliefweb import parse_page
+from tocsin.formats import reliefweb_csv
+from tocsin.formats.records import MissingColumns, Reject
+from tocsin.formats.reliefweb import parse_page
 from tocsin.serde.avro import default_registry
 from tocsin.serde.validate import validate
 

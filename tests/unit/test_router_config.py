@@ -53,9 +53,9 @@ def _set(path: str, value):
             "invalid regex: missing ), unterminated "
             "subpattern at position 0",
         ),
-        ("route.group_interval", "0s", "route.group_interval: must be greater than zero"),
-        ("route.repeat_interval", "0", "route.repeat_interval: must be greater than zero"),
-        ("retention", "0s", "retention: must be greater than zero"),
+        ("route.group_interval", "0s", "route.group_interval: duration '0s' must be greater than zero"),
+        ("route.repeat_interval", "0", "route.repeat_interval: duration '0' must be greater than zero"),
+        ("retention", "0s", "retention: duration '0s' must be greater than zero"),
         ("route.routes.0.escalation", "nope", "route.routes.0.escalation: undefined escalation 'nope'"),
         (
             "route.group_wait",
@@ -73,12 +73,13 @@ def _set(path: str, value):
         (
             "escalations.national-regional-un.steps.0.after",
             "0s",
-            "escalations.national-regional-un.steps.0.after: must be greater than zero",
+            "escalations.national-regional-un.steps.0.after: duration '0s' must be greater than zero",
         ),
         (
             "organisations.0.token_sha256",
             "abc",
-            "organisations.0.token_sha256: not a SHA-256 hex digest (tocsin router token)",
+            "organisations.0.token_sha256: not a SHA-256 hex digest "
+            "(tocsin router token or tocsin intake token prints one)",
         ),
         (
             "receivers.0.channels",
@@ -109,10 +110,11 @@ def test_every_error_is_listed_at_once():
         data["route"]["routes"][1]["matchers"] = ["bad"]
         data["route"]["routes"][2]["group_interval"] = "0s"
 
+    # Field errors first (pydantic's), then what spans the document, checked on the valid rest.
     assert errors(change) == [
+        "route.routes.2.group_interval: duration '0s' must be greater than zero",
         "route.routes.0.receiver: undefined receiver 'a'",
         "route.routes.1.matchers.0: bad matcher 'bad': expected name=\"value\" with =, !=, =~ or !~",
-        "route.routes.2.group_interval: must be greater than zero",
     ]
 
 
@@ -173,6 +175,6 @@ def test_a_refused_config_file_lists_its_errors_and_exits_1(tmp_path):
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         f"{bad}: 2 error(s)",
+        "  retention: duration '0s' must be greater than zero",
         "  route.routes.1.receiver: undefined receiver 'nobody'",
-        "  retention: must be greater than zero",
     ]

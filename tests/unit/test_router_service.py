@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from tocsin.organisations import token_digest
 from tocsin.router.config import parse_router_config
 from tocsin.router.ledger import chain, describe, verify
 from tocsin.router.service import Forbidden, Invalid, Router
@@ -60,7 +61,7 @@ def config(tmp_path, repeat=None, retention=None):
         "receivers": [
             {"name": n, "organisation": n, "channels": [{"file": {"path": str(p)}}]} for n, p in files.items()
         ],
-        "organisations": [{"name": n, "token_sha256": "0" * 64} for n in files],
+        "organisations": [{"name": n, "token_sha256": token_digest(n)} for n in files],
         "retry": {"attempts": 2, "backoff": "1s"},
     }
     if retention:

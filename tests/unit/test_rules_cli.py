@@ -7,7 +7,6 @@ import datetime as dt
 import re
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import DATA
@@ -49,7 +48,6 @@ def test_check_exits_non_zero_with_every_error(tmp_path):
     ]
 
 
-@pytest.mark.skipif(not UCDP.exists(), reason="needs the shared UCDP sample")
 def test_dry_run_over_recorded_signals_says_what_fires_and_why_from_the_source_records():
     result = invoke("rules", "test", str(packaged_rules_path()), "--signals", str(SIGNALS))
     assert result.exit_code == 0, result.output

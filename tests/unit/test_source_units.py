@@ -1,8 +1,11 @@
-"""The Kafka source's pure parts: per-partition watermarks, the restriction tracker, commit boundaries."""
+"""The Kafka source's Beam shells (the watermark estimator, the restriction tracker, the reader's backlog
+check) and commit boundaries; the watermark policy itself is tested in test_watermark_policy.py."""
 
 from __future__ import annotations
 
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
 
 from tocsin.pipelines.io.commit import (
     CommitWhenDurable,
@@ -10,61 +13,75 @@ from tocsin.pipelines.io.commit import (
     committable_at,
     window_boundary_after,
 )
-from tocsin.pipelines.io.kafka_source import (
-    FLOOR_MS,
-    Progress,
-    ShardOffsets,
-    ShardOffsetsTracker,
-    ShardWatermark,
-)
+from tocsin.pipelines.io.kafka_source import Progress, SourceConfig
+from tocsin.pipelines.io.source_estimator import ShardWatermark
+from tocsin.pipelines.io.source_read import ReadShard
+from tocsin.pipelines.io.source_restriction import ShardOffsets, ShardOffsetsTracker
+from tocsin.pipelines.io.source_watermark import FLOOR_MS, PartitionState, WatermarkPolicy
+from tocsin.pipelines.options import KafkaOptions, kafka_client_config
 from tocsin.runners import streaming_options
 
 A, B = ("t", 0), ("t", 1)
+POLICY = WatermarkPolicy.from_seconds(max_out_of_orderness=2.0, idle_timeout=10.0)
 
 
-def estimator(now: float, **state):
-    return ShardWatermark(
-        {A: (FLOOR_MS, FLOOR_MS, now), B: (FLOOR_MS, FLOOR_MS, now)} | state,
-        max_out_of_orderness=2.0,
-        idle_timeout=10.0,
-    )
+def estimator(now: float) -> ShardWatermark:
+    return ShardWatermark({A: (FLOOR_MS, FLOOR_MS, now), B: (FLOOR_MS, FLOOR_MS, now)}, POLICY)
 
 
-def test_watermark_is_the_slowest_partition_minus_out_of_orderness():
+def test_the_policy_floor_is_beams_min_timestamp():
+    assert FLOOR_MS == MIN_TIMESTAMP.micros // 1000
+
+
+def test_estimator_reports_the_slowest_partition_minus_out_of_orderness():
     wm = estimator(1000.0)
-    wm.observe(A, 50_000)
-    wm.observe(B, 30_000)
-    wm.advance(now=wm.partitions[A][2] + 1)
+    assert wm.current_watermark() == MIN_TIMESTAMP  # no data, not idle yet: no watermark
+    wm.observe(A, 50_000, now=1001.0)
+    wm.observe(B, 30_000, now=1001.0)
+    wm.advance(now=1002.0)
     assert wm.partition_watermarks() == {A: 48_000, B: 28_000}
     assert wm.watermark_millis() == 28_000
+    assert wm.current_watermark() == Timestamp(micros=28_000_000)
 
 
-def test_watermark_never_goes_back():
+def test_estimator_moves_idle_partitions_with_the_clock_it_is_given():
     wm = estimator(1000.0)
-    wm.observe(A, 50_000)
-    wm.observe(B, 50_000)
-    wm.advance(now=wm.partitions[A][2])
-    wm.observe(A, 10_000)  # an out-of-order batch
-    wm.advance(now=wm.partitions[A][2])
-    assert wm.partition_watermarks()[A] == 48_000
+    wm.observe(A, 50_000, now=1000.0)
+    wm.observe(B, 30_000, now=1014.0)
+    assert wm.idle(now=1015.0) == [A]
+    wm.advance(now=1015.0)  # A idle for 15 s, 5 s past the timeout; B read a second ago
+    assert wm.partition_watermarks() == {A: 53_000, B: 28_000}
 
 
-def test_idle_partition_creeps_on_from_its_last_event_time_and_stops_holding_back():
-    wm = estimator(1000.0, **{})
-    wm.partitions[A] = [48_000, 50_000, 1000.0]
-    wm.partitions[B] = [28_000, 30_000, 1000.0]
-    wm.advance(now=1009.0)  # not idle yet
-    assert wm.watermark_millis() == 28_000
-    wm.advance(now=1015.0)  # idle for 15 s: 5 s past the idle timeout
-    assert wm.partition_watermarks() == {A: 53_000, B: 33_000}
-
-
-def test_partition_that_never_had_data_is_idle_at_the_wall_clock():
+def test_estimator_state_is_plain_tuples_and_restores_the_same_estimator():
     wm = estimator(1000.0)
-    wm.advance(now=1005.0)
-    assert wm.watermark_millis() == FLOOR_MS
-    wm.advance(now=1011.0)
-    assert wm.watermark_millis() == 1_001_000
+    wm.observe(A, 50_000, now=1001.0)
+    wm.advance(now=1001.0)
+    state = wm.get_estimator_state()
+    assert state[A] == (48_000, 50_000, 1001.0) and type(state[A]) is tuple
+    assert ShardWatermark(state, POLICY).partition_states() == wm.partition_states()
+
+
+def test_the_config_gives_the_policy_its_settings_in_its_units():
+    config = SourceConfig(
+        client={},
+        topics=("t",),
+        group_id="g",
+        max_out_of_orderness=5.0,
+        idle_timeout=3.0,
+        allowed_lateness=1.5,
+        close_when_idle=True,
+        close_horizon=60.0,
+    )
+    assert config.watermark_policy() == WatermarkPolicy(5_000, 3.0, 1_500, True, 60_000)
+    assert ReadShard(config).create_watermark_estimator({}).policy == config.watermark_policy()
+
+
+def test_reader_starts_each_partition_at_its_resume_watermark():
+    reader = ReadShard(SourceConfig(client={}, topics=("t",), group_id="g"))
+    state = reader.initial_estimator_state(None, ShardOffsets((("t", 0, 5), ("t", 1, 0)), (("t", 0, 7000),)))
+    assert {tp: v[:2] for tp, v in state.items()} == {A: (7000, 7000), B: (FLOOR_MS, FLOOR_MS)}
+    assert all(type(v) is tuple for v in state.values())
 
 
 def test_tracker_claims_and_checkpoints_at_the_current_positions():
@@ -117,10 +134,6 @@ def test_missing_prism_says_how_to_get_it(monkeypatch, tmp_path):
 
 
 def test_kafka_pipeline_options_parse_with_dashes_or_underscores():
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    from tocsin.pipelines.options import KafkaOptions, kafka_client_config
-
     opts = PipelineOptions(
         [
             "--bootstrap-servers=k1:9092,k2:9092",
@@ -147,6 +160,7 @@ def test_kafka_pipeline_options_parse_with_dashes_or_underscores():
         "sasl_mechanism": "SCRAM-SHA-512",
         "sasl_plain_username": "u",
         "sasl_plain_password": "p",
+        "bootstrap_timeout_ms": 5000,
     }
 
 
@@ -190,30 +204,6 @@ def test_several_window_specs_commit_for_the_largest_size_and_the_common_period(
     assert (commit.size_ms, commit.period_ms, commit.lateness_ms) == (604_800_000, 3_600_000, 7_200_000)
 
 
-def test_close_when_idle_moves_a_fully_read_partition_to_its_latest_event_time():
-    wm = ShardWatermark({A: (FLOOR_MS, FLOOR_MS, 0.0)}, 3600.0, 10.0, close_when_idle=True)
-    wm.observe(A, 50_000_000)
-    last = wm.partitions[A][2]
-    wm.advance(now=last + 5)
-    assert wm.partition_watermarks()[A] == 50_000_000 - 3_600_000  # not idle yet: the bound holds
-    wm.advance(now=last + 12)
-    assert wm.partition_watermarks()[A] == 50_000_000 + 2_000  # idle: from the latest event on
-
-
-def test_close_when_idle_with_a_horizon_closes_every_window_holding_data_at_once():
-    wm = ShardWatermark({A: (FLOOR_MS, FLOOR_MS, 0.0)}, 3600.0, 10.0, close_when_idle=True, close_horizon=600)
-    wm.observe(A, 50_000_000)
-    wm.advance(now=wm.partitions[A][2] + 10)
-    assert wm.partition_watermarks()[A] == 50_000_000 + 600_000  # past a 10-minute window's end
-
-
-def test_without_close_when_idle_an_idle_partition_creeps_from_its_bound():
-    wm = ShardWatermark({A: (FLOOR_MS, FLOOR_MS, 0.0)}, 3600.0, 10.0)
-    wm.observe(A, 50_000_000)
-    wm.advance(now=wm.partitions[A][2] + 12)
-    assert wm.partition_watermarks()[A] == 50_000_000 - 3_600_000 + 2_000
-
-
 class _Ends:
     """Stands in for the consumer's end_offsets, the call _waiting makes."""
 
@@ -225,16 +215,13 @@ class _Ends:
 
 
 def test_a_partition_turning_idle_is_checked_for_a_backlog_even_within_the_cache_second():
-    import time
-
-    from tocsin.pipelines.io.kafka_source import SourceConfig, _ReadShard
-
     b = ("t", 1)
-    reader = _ReadShard(SourceConfig(decode=None, client={}, topics=("t",), group_id="g", idle_timeout=1.0))
+    reader = ReadShard(SourceConfig(decode=None, client={}, topics=("t",), group_id="g", idle_timeout=1.0))
     consumer = _Ends({A: 10, b: 10})
     reader._fetched = {A: 10, b: 4}  # b has 6 unread records
-    now = time.time()
-    wm = ShardWatermark({A: (FLOOR_MS, FLOOR_MS, now - 5), b: (FLOOR_MS, FLOOR_MS, now)}, 0.0, 1.0)
-    assert reader._waiting(consumer, wm, read={}) == set()  # only A looks idle, and it has no backlog
-    wm.partitions[b] = (FLOOR_MS, FLOOR_MS, now - 5)  # b looks idle too, a moment later
-    assert reader._waiting(consumer, wm, read={}) == {b}  # not idle: records are waiting
+    now = 1000.0
+    policy = WatermarkPolicy.from_seconds(0.0, 1.0)
+    wm = ShardWatermark({A: (FLOOR_MS, FLOOR_MS, now - 5), b: (FLOOR_MS, FLOOR_MS, now)}, policy)
+    assert reader._waiting(consumer, wm, read={}, now=now) == set()  # only A looks idle: no backlog
+    wm.partitions[b] = PartitionState(FLOOR_MS, FLOOR_MS, now - 5)  # b looks idle too, a moment later
+    assert reader._waiting(consumer, wm, read={}, now=now + 0.1) == {b}  # not idle: records are waiting

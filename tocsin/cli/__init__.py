@@ -7,9 +7,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
+from kafka import KafkaAdminClient
+from pydantic import ValidationError
 
-from tocsin.config import KafkaSettings, TelemetrySettings
+from tocsin.cli_errors import exit_with_errors, fail, operator_errors
+from tocsin.cli_options import Bootstrap, kafka_settings
+from tocsin.config import TelemetrySettings, cache_dirs
+from tocsin.kafka.topics import ALERTS, create_topics, load_topics
+from tocsin.serde.check import BaselineError, baseline, check_schemas, invalid_schemas
 from tocsin.telemetry.logging import configure_logging
+from tocsin.validation import error_messages
 
 app = typer.Typer(
     help="tocsin: streaming early warning for atrocity crimes, linked to a response.",
@@ -25,7 +33,7 @@ pipeline_app = typer.Typer(help="Beam pipelines on a streaming runner.", no_args
 rules_app = typer.Typer(
     help="Threshold rules: check a file, dry-run it over recorded signals.", no_args_is_help=True
 )
-alerts_app = typer.Typer(help="Alert events on tocsin.alerts.v1.", no_args_is_help=True)
+alerts_app = typer.Typer(help=f"Alert events on {ALERTS}.", no_args_is_help=True)
 indicators_app = typer.Typer(
     help="The indicator catalogue: what an observation matches.", no_args_is_help=True
 )
@@ -64,16 +72,6 @@ def _add_backtest() -> None:
 
 _add_backtest()
 
-Bootstrap = Annotated[
-    str | None,
-    typer.Option(
-        "--bootstrap-servers",
-        "-b",
-        envvar="TOCSIN_KAFKA_BOOTSTRAP_SERVERS",
-        help="Kafka bootstrap servers, host:port[,host:port]",
-    ),
-]
-
 
 @app.callback()
 def _setup(
@@ -82,10 +80,6 @@ def _setup(
 ) -> None:
     settings = TelemetrySettings(log_format=log_format, log_level=log_level)
     configure_logging(settings.log_format, settings.log_level)
-
-
-def _kafka(bootstrap: str | None) -> KafkaSettings:
-    return KafkaSettings(bootstrap_servers=bootstrap) if bootstrap else KafkaSettings()
 
 
 # -- topics ----------------------------------------------------------------------------------------
@@ -102,15 +96,19 @@ def topics_create(
     ] = None,
 ) -> None:
     """Create every declared topic that does not exist yet (safe to run again)."""
-    from kafka import KafkaAdminClient
-
-    from tocsin.kafka.topics import create_topics, load_topics
-
-    admin = KafkaAdminClient(**_kafka(bootstrap).client_config())
-    try:
-        outcome = create_topics(admin, load_topics(topics_file), replication_factor)
-    finally:
-        admin.close()
+    kafka = kafka_settings(bootstrap)
+    with operator_errors(kafka):
+        try:
+            topics = load_topics(topics_file)
+        except yaml.YAMLError as error:
+            exit_with_errors(topics_file, [f"<root>: invalid YAML: {' '.join(str(error).split())}"])
+        except ValidationError as error:
+            exit_with_errors(topics_file, error_messages(error))
+        admin = KafkaAdminClient(**kafka.client_config())
+        try:
+            outcome = create_topics(admin, topics, replication_factor)
+        finally:
+            admin.close()
     for name, state in outcome.items():
         typer.echo(f"{state:8} {name}")
 
@@ -118,8 +116,6 @@ def topics_create(
 @topics_app.command("list")
 def topics_list() -> None:
     """Print the declared topics with their schema and purpose."""
-    from tocsin.kafka.topics import load_topics
-
     for topic in load_topics().topics:
         typer.echo(
             f"{topic.name:28} {topic.schema_name:16} p={topic.partitions} {topic.cleanup:14} {topic.purpose}"
@@ -141,19 +137,15 @@ def schemas_check(
 ) -> None:
     """Fail when a schema changed incompatibly with the baseline (Avro resolution rules)."""
     from tocsin.schemas import SCHEMA_DIR
-    from tocsin.serde.avro import Schema
-    from tocsin.serde.check import baseline_from_dir, baseline_from_git, check_schemas
 
     directory = schema_dir or SCHEMA_DIR
-    baseline = (
-        baseline_from_dir(Path(against)) if Path(against).is_dir() else baseline_from_git(against, directory)
-    )
-    problems = check_schemas(directory, baseline, mode)
-    for path in sorted(directory.glob("*.avsc")):
-        try:
-            Schema.from_file(path)
-        except Exception as exc:  # an unparsable schema is a failure in its own right
-            problems.append(f"{path.name}: invalid schema: {exc}")
+    if not directory.is_dir():
+        fail(f"error: --schema-dir {directory}: no such folder")
+    try:
+        problems = check_schemas(directory, baseline(against, directory), mode)
+    except BaselineError as error:
+        fail(f"error: {error}")
+    problems += invalid_schemas(directory)  # an unparsable schema is a failure in its own right
     for problem in problems:
         typer.echo(problem, err=True)
     if problems:
@@ -176,7 +168,7 @@ def schemas_list() -> None:
 def _local_broker():
     from tocsin.kafka.local_broker import KAFKA_VERSION, LocalBroker
 
-    cache = Path(os.environ.get("TOCSIN_CACHE", ".cache"))
+    cache = cache_dirs()[0]
     return LocalBroker(
         libs_dir=Path(os.environ.get("KAFKA_LIBS", cache / f"kafka-{KAFKA_VERSION}" / "libs")),
         data_dir=Path(os.environ.get("KAFKA_DATA", cache / "kafka-data")),
@@ -208,6 +200,7 @@ def kafka_down() -> None:
 
 @kafka_app.command("status")
 def kafka_status() -> None:
+    """Say whether the local broker runs (exit 1 if not)."""
     broker = _local_broker()
     pid = broker.running_pid()
     typer.echo(f"running: {broker.bootstrap_servers} (pid {pid})" if pid else "not running")
@@ -258,13 +251,17 @@ CatalogueOpt = Annotated[
 
 
 def _ruleset(file: Path, catalogue: Path | None):
-    from tocsin.cli_errors import exit_with_errors
     from tocsin.pipelines.indicators.catalogue import CatalogueError, load_catalogue
     from tocsin.pipelines.rules.config import RulesError, load_rules
 
+    with operator_errors():  # a --catalogue that is not there
+        try:
+            cat = load_catalogue(catalogue)
+        except CatalogueError as error:
+            exit_with_errors(catalogue or Path("catalogue"), error.errors)
     try:
-        return load_rules(file, load_catalogue(catalogue))
-    except (RulesError, CatalogueError) as error:
+        return load_rules(file, cat)
+    except RulesError as error:
         exit_with_errors(file, error.errors)
 
 
@@ -289,7 +286,11 @@ def rules_test(
     from tocsin.pipelines.rules.dryrun import describe, dry_run, read_signals
 
     ruleset = _ruleset(file, catalogue)
-    recorded = read_signals(signals)
+    with operator_errors():
+        try:
+            recorded = read_signals(signals)
+        except ValueError as error:  # a line that is not JSON
+            fail(f"error: {signals}: not JSON lines ({error})")
     alerts = dry_run(ruleset, recorded)
     for alert in alerts:
         typer.echo(describe(alert))
@@ -311,7 +312,6 @@ def indicators_explain(
     catalogue: CatalogueOpt = None,
 ) -> None:
     """Which indicators an observation matches and why (matcher, term, code), and the deaths read from it."""
-    from tocsin.cli_errors import exit_with_errors
     from tocsin.pipelines.indicators.catalogue import CatalogueError, load_catalogue
     from tocsin.pipelines.indicators.explain import (
         ObservationsFileError,
@@ -325,10 +325,11 @@ def indicators_explain(
     if (text is None) == (file is None):
         typer.echo("give a TEXT or --file, not both", err=True)
         raise typer.Exit(1)
-    try:
-        cat = load_catalogue(catalogue)
-    except CatalogueError as error:
-        exit_with_errors(catalogue or Path("catalogue"), error.errors)
+    with operator_errors():  # a --catalogue that is not there
+        try:
+            cat = load_catalogue(catalogue)
+        except CatalogueError as error:
+            exit_with_errors(catalogue or Path("catalogue"), error.errors)
     if text is not None:
         observation = observation_of(text, language, source_type)
         typer.echo(describe(observation, explain(cat, observation)))
@@ -348,7 +349,7 @@ def indicators_explain(
 @alerts_app.command("tail")
 def alerts_tail(
     bootstrap: Bootstrap = None,
-    topic: Annotated[str, typer.Option(help="Alert topic")] = "tocsin.alerts.v1",
+    topic: Annotated[str, typer.Option(help="Alert topic")] = ALERTS,
     from_beginning: Annotated[
         bool, typer.Option("--from-beginning", help="Start at the oldest alert")
     ] = False,
@@ -361,15 +362,16 @@ def alerts_tail(
     from tocsin.alerts_tail import tail
     from tocsin.pipelines.rules.dryrun import describe
 
-    client = _kafka(bootstrap).client_config()
-    count = tail(
-        client,
-        topic,
-        lambda alert: typer.echo(describe(alert)),
-        from_beginning=from_beginning,
-        max_alerts=max_alerts,
-        idle_timeout_s=idle_timeout,
-    )
+    kafka = kafka_settings(bootstrap)
+    with operator_errors(kafka):
+        count = tail(
+            kafka.client_config(),
+            topic,
+            lambda alert: typer.echo(describe(alert)),
+            from_beginning=from_beginning,
+            max_alerts=max_alerts,
+            idle_timeout_s=idle_timeout,
+        )
     typer.echo(f"{count} alert events", err=True)
 
 
@@ -388,4 +390,3 @@ def demo(
 
 def main() -> None:
     app(prog_name="tocsin")
-

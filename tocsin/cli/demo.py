@@ -12,35 +12,53 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import secrets
 import shutil
 import tempfile
 import urllib.request
 from pathlib import Path
 
+from kafka import KafkaAdminClient
 from rich.console import Console
 from rich.table import Table
 
-from tocsin.config import KafkaSettings
+from tocsin.cli.demo_stages import demo_rules, job_args, ledger_verified, run_router, wait_settled
+from tocsin.config import KafkaSettings, cache_dirs
+from tocsin.connectors import reliefweb, rss
+from tocsin.connectors.ingest import ingest_gdelt, ingest_ucdp
+from tocsin.connectors.intake import IntakeConfig, serve
+from tocsin.kafka.local_broker import KAFKA_VERSION, LocalBroker, free_port
+from tocsin.kafka.read import read_topic
+from tocsin.kafka.topics import (
+    ALERTS,
+    DEAD_LETTERS,
+    INCIDENTS,
+    LEDGER,
+    NEWS,
+    SIGNALS,
+    create_topics,
+    load_topics,
+)
+from tocsin.organisations import Organisation, token_digest
+from tocsin.pipelines.rules.dryrun import describe
+from tocsin.processes import StageProcess
+from tocsin.router.ledger import read_ledger, story
+from tocsin.sample_data import SAMPLE_DIR
+from tocsin.serde.avro import decode
 
 
 def _read_committed(client: dict, topic: str) -> list[dict]:
-    from tocsin.kafka.read import read_topic
-    from tocsin.serde.avro import decode
-
     return [decode(r.value) for r in read_topic(client, topic)]
 
 
 def _intake_report(client: dict, console: Console) -> str:
     """Post one field-monitor report through the real HTTP intake; return the id it answered with."""
-    from tocsin.connectors.intake import IntakeConfig, Organisation, hash_token, serve
 
     token = secrets.token_urlsafe(32)
     config = IntakeConfig(
         secret=secrets.token_hex(32),
         port=0,
-        organisations={"demo-monitors": Organisation(token_sha256=hash_token(token))},
+        organisations=[Organisation(name="demo-monitors", token_sha256=token_digest(token))],
     )
     server = serve(config, client)
     try:
@@ -73,17 +91,15 @@ def _intake_report(client: dict, console: Console) -> str:
 
 
 def _pipelines_and_router(client: dict, bootstrap: str, console: Console, records_in: int) -> int:
-    from tocsin.cli.demo_stages import Job, demo_rules, job_args, ledger_verified, run_router, wait_settled
-    from tocsin.pipelines.rules.dryrun import describe
-
     logs = Path(tempfile.mkdtemp(prefix="tocsin-demo-logs-"))
     jobs = []
     try:
         console.rule("indicator signals")
         jobs.append(
-            Job(
-                "tocsin.pipelines.indicators.job",
+            StageProcess(
                 [
+                    "-m",
+                    "tocsin.pipelines.indicators.job",
                     *job_args(bootstrap, "demo-indicators"),
                     "--window",
                     "7d/1d",
@@ -96,21 +112,26 @@ def _pipelines_and_router(client: dict, bootstrap: str, console: Console, record
                 logs / "indicators.log",
             )
         )
-        signals = wait_settled(client, "tocsin.signals.v1", jobs[-1], console, "indicator pipeline")
-        console.log(f"indicator pipeline: {signals} signal panes on tocsin.signals.v1 (7-day windows, daily)")
+        signals = wait_settled(client, SIGNALS, jobs[-1], console, "indicator pipeline")
+        console.log(f"indicator pipeline: {signals} signal panes on {SIGNALS} (7-day windows, daily)")
         jobs[-1].stop()
 
         console.rule("threshold rules and alerts")
         jobs.append(
-            Job(
-                "tocsin.pipelines.rules.job",
-                [*job_args(bootstrap, "demo-alerts"), "--rules", str(demo_rules(logs))],
+            StageProcess(
+                [
+                    "-m",
+                    "tocsin.pipelines.rules.job",
+                    *job_args(bootstrap, "demo-alerts"),
+                    "--rules",
+                    str(demo_rules(logs)),
+                ],
                 logs / "alerts.log",
             )
         )
-        alerts_written = wait_settled(client, "tocsin.alerts.v1", jobs[-1], console, "alert pipeline")
+        alerts_written = wait_settled(client, ALERTS, jobs[-1], console, "alert pipeline")
         jobs[-1].stop()
-        alerts = _read_committed(client, "tocsin.alerts.v1")
+        alerts = _read_committed(client, ALERTS)
         firing = [a for a in alerts if a["status"] == "FIRING"]
         console.log(f"alert pipeline: {alerts_written} alert events ({len(firing)} fired)")
         for alert in firing[:3]:
@@ -122,7 +143,7 @@ def _pipelines_and_router(client: dict, bootstrap: str, console: Console, record
         routed = run_router(client, console)
 
         entries, problems = ledger_verified(client)
-        dead = _read_committed(client, "tocsin.deadletter.v1")
+        dead = _read_committed(client, DEAD_LETTERS)
         table = Table(title="tocsin demo: summary")
         table.add_column("")
         table.add_column("count", justify="right")
@@ -144,10 +165,8 @@ def _pipelines_and_router(client: dict, bootstrap: str, console: Console, record
             return 1
         console.print(f"ledger verified: {entries} entries, hash chain intact")
         if routed["answered"]:
-            from tocsin.router.ledger import read_ledger, story
-
             console.rule(f"the ledger's story of {routed['answered']}")
-            for line in story(read_ledger(client, "tocsin.ledger.v1"), routed["answered"]):
+            for line in story(read_ledger(client, LEDGER), routed["answered"]):
                 console.print(line, soft_wrap=True, highlight=False)
         return 0
     finally:
@@ -157,17 +176,11 @@ def _pipelines_and_router(client: dict, bootstrap: str, console: Console, record
 
 
 def run_demo(bootstrap: str | None = None, speed: float | None = None) -> int:
-    from tocsin.connectors import reliefweb, rss
-    from tocsin.connectors.ingest import ingest_gdelt, ingest_ucdp
-    from tocsin.kafka.local_broker import KAFKA_VERSION, LocalBroker, free_port
-    from tocsin.kafka.topics import create_topics, load_topics
-    from tocsin.sample_data import SAMPLE_DIR
-
     console = Console()
     broker = None
     data_dir = None
     if bootstrap is None:
-        cache = Path(os.environ.get("TOCSIN_CACHE", ".cache")).resolve()
+        cache = cache_dirs()[0]
         data_dir = Path(tempfile.mkdtemp(prefix="tocsin-demo-kafka-"))
         broker = LocalBroker(
             libs_dir=cache / f"kafka-{KAFKA_VERSION}" / "libs",
@@ -181,8 +194,6 @@ def run_demo(bootstrap: str | None = None, speed: float | None = None) -> int:
         bootstrap = broker.bootstrap_servers
     client = KafkaSettings(bootstrap_servers=bootstrap).client_config()
     try:
-        from kafka import KafkaAdminClient
-
         admin = KafkaAdminClient(**client)
         try:
             created = create_topics(admin, load_topics())
@@ -220,9 +231,9 @@ def run_demo(bootstrap: str | None = None, speed: float | None = None) -> int:
         console.log("connector: HTTP intake (one field-monitor report)")
         report_id = _intake_report(client, console)
 
-        incidents = _read_committed(client, "tocsin.incidents.raw.v1")
-        news = _read_committed(client, "tocsin.news.raw.v1")
-        dead = _read_committed(client, "tocsin.deadletter.v1")
+        incidents = _read_committed(client, INCIDENTS)
+        news = _read_committed(client, NEWS)
+        dead = _read_committed(client, DEAD_LETTERS)
         table = Table(title="What landed on Kafka")
         table.add_column("source")
         table.add_column("produced this run", justify="right")
@@ -233,10 +244,8 @@ def run_demo(bootstrap: str | None = None, speed: float | None = None) -> int:
         console.print(table)
         by_country = collections.Counter(r["country"] for r in incidents if r["country"])
         top = ", ".join(f"{c} {n}" for c, n in by_country.most_common(8))
-        console.print(f"tocsin.incidents.raw.v1: {len(incidents)} incident reports; most by country: {top}")
-        console.print(
-            f"tocsin.news.raw.v1: {len(news)} news items; tocsin.deadletter.v1: {len(dead)} dead letters"
-        )
+        console.print(f"{INCIDENTS}: {len(incidents)} incident reports; most by country: {top}")
+        console.print(f"{NEWS}: {len(news)} news items; {DEAD_LETTERS}: {len(dead)} dead letters")
         intake = next(r for r in incidents if r["id"] == report_id)
         console.print(
             f"intake report {report_id}: reporter pseudonym {intake['reporter'][:16]}..., "

@@ -7,52 +7,32 @@ one alert as a responder would; read the ledger back and verify it.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import secrets
-import signal
-import subprocess
-import sys
 import threading
 import time
+import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import yaml
+from kafka import KafkaConsumer, TopicPartition
 from rich.console import Console
+
+from tocsin.kafka.topics import ALERTS, LEDGER, NOTIFICATIONS, RESPONSES
+from tocsin.organisations import token_digest
+from tocsin.pipelines.rules.config import packaged_rules_path
+from tocsin.processes import StageProcess
+from tocsin.router.api import RouterAPI
+from tocsin.router.config import parse_router_config
+from tocsin.router.ledger import read_ledger, verify
+from tocsin.router.service import Router
 
 ESCALATE_AFTER_S = 6
 
 
-class Job:
-    """A pipeline as its own process group, so stopping it stops its runner too."""
-
-    def __init__(self, module: str, args: list[str], log_path: Path):
-        self.log_path = log_path
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
-            start_new_session=True,
-            stdout=open(log_path, "ab"),
-            stderr=subprocess.STDOUT,
-        )
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.alive():
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=15)
-
-
 def topic_size(client: dict, topic: str) -> int:
-    from kafka import KafkaConsumer, TopicPartition
-
     consumer = KafkaConsumer(**client)
     try:
         tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
@@ -62,7 +42,7 @@ def topic_size(client: dict, topic: str) -> int:
 
 
 def wait_settled(
-    client: dict, topic: str, job: Job, console: Console, what: str, quiet_s=12.0, timeout_s=420.0
+    client: dict, topic: str, job: StageProcess, console: Console, what: str, quiet_s=12.0, timeout_s=420.0
 ) -> int:
     """Wait until the job has written to `topic` and nothing new came for quiet_s; show progress."""
     start, last, since = time.monotonic(), -1, time.monotonic()
@@ -114,7 +94,6 @@ class Receiver(ThreadingHTTPServer):
 
 def router_config(receiver_url: str, tokens: dict[str, str]):
     """The demo's routing tree: the example's receivers, webhooks to the local receiver, short timers."""
-    from tocsin.router.config import parse_router_config
 
     receivers = ["au-situation-room", "igad-situation-room", "un-osapg", "civil-society-network"]
     orgs = {
@@ -164,7 +143,7 @@ def router_config(receiver_url: str, tokens: dict[str, str]):
             "organisations": [
                 {
                     "name": org,
-                    "token_sha256": hashlib.sha256(tokens[org].encode()).hexdigest(),
+                    "token_sha256": token_digest(tokens[org]),
                     "admin": org == "un-osapg",
                 }
                 for org in sorted(set(orgs.values()))
@@ -176,16 +155,14 @@ def router_config(receiver_url: str, tokens: dict[str, str]):
 
 def run_router(client: dict, console: Console, seconds_after_alerts: float = ESCALATE_AFTER_S + 8) -> dict:
     """Route every alert on tocsin.alerts.v1 to the local receiver, escalate, answer one; the counts."""
-    from tocsin.router.api import RouterAPI
-    from tocsin.router.service import Router
 
     receiver = Receiver(console)
     tokens = {org: secrets.token_urlsafe(16) for org in ("au", "igad", "un-osapg", "civil-society")}
     topics = {
-        "alerts": "tocsin.alerts.v1",
-        "ledger": "tocsin.ledger.v1",
-        "notifications": "tocsin.notifications.v1",
-        "responses": "tocsin.responses.v1",
+        "alerts": ALERTS,
+        "ledger": LEDGER,
+        "notifications": NOTIFICATIONS,
+        "responses": RESPONSES,
     }
     router = Router(router_config(receiver.url, tokens), client, topics)
     router.start()
@@ -220,7 +197,6 @@ def run_router(client: dict, console: Console, seconds_after_alerts: float = ESC
 
 def _answer_one(router, api_url: str, token: str, console: Console) -> str | None:
     """As the UN office: acknowledge the first alert escalated to it (nobody at the first level answered)."""
-    import urllib.request
 
     with router.lock:
         escalated = [a for a, e in router.state.escalations.items() if e.level >= 1 and not e.done]
@@ -240,14 +216,10 @@ def _answer_one(router, api_url: str, token: str, console: Console) -> str | Non
 
 
 def _ledger(client: dict):
-    from tocsin.router.ledger import read_ledger
-
-    return read_ledger(client, "tocsin.ledger.v1")
+    return read_ledger(client, LEDGER)
 
 
 def ledger_verified(client: dict) -> tuple[int, list[str]]:
-    from tocsin.router.ledger import verify
-
     entries = _ledger(client)
     return len(entries), verify(entries)
 
@@ -267,10 +239,6 @@ DEMO_RULE = {
 
 
 def demo_rules(directory: Path) -> Path:
-    import yaml
-
-    from tocsin.pipelines.rules.config import packaged_rules_path
-
     document = yaml.safe_load(packaged_rules_path().read_text(encoding="utf-8"))
     document["rules"].append(DEMO_RULE)
     path = directory / "demo-rules.yaml"

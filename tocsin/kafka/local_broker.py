@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
 
 log = structlog.get_logger("tocsin.kafka.local_broker")
 
@@ -196,8 +198,6 @@ class LocalBroker:
 
     def wait_ready(self, timeout: float, proc: subprocess.Popen | None = None) -> None:
         """Block until the broker answers a metadata request (not merely until its port opens)."""
-        from kafka import KafkaAdminClient
-        from kafka.errors import KafkaError
 
         deadline = time.monotonic() + timeout
         last_error: Exception | None = None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from kafka import KafkaConsumer, TopicPartition
+
 
 def read_topic(client: dict, topic: str) -> list:
     """Every record of `topic` from the beginning to the end offsets at call time (read_committed).
 
     For small topics: cursors, test checks, demo summaries. Streaming readers use the Beam source.
     """
-    from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(isolation_level="read_committed", enable_auto_commit=False, **client)
     try:

@@ -9,6 +9,8 @@ from typing import Literal
 
 import structlog
 import yaml
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 log = structlog.get_logger("tocsin.kafka.topics")
@@ -72,8 +74,6 @@ def load_topics(path: Path | None = None) -> TopicList:
 
 def create_topics(admin, topics: TopicList, replication_factor: int = 1) -> dict[str, str]:
     """Create the missing topics; leave existing ones. Returns {topic: 'created' | 'exists'}."""
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
 
     existing = set(admin.list_topics())
     outcome: dict[str, str] = {}

@@ -12,32 +12,69 @@ from pathlib import Path
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from tocsin.config import find_in_cache
+
 BEAM_VERSION = "2.77.0"
 PRISM_NO_SPLITS = "--experiments=prism_disable_sdf_split"
+# The options this module reads or defaults: given as `--flag value`, they are joined to `--flag=value`.
+VALUED = (
+    "--runner",
+    "--prism_location",
+    "--flink_master",
+    "--flink_job_server_jar",
+    "--environment_type",
+    "--job_server_timeout",
+)
 
 
-def _cache() -> Path:
-    return Path(os.environ.get("TOCSIN_CACHE", ".cache"))
+class RunnerNotFound(FileNotFoundError):
+    """A runner binary or jar that `make` builds is in none of the places looked at (one line)."""
+
+
+def _located(variable: str, relative: str, what: str, make: str) -> str:
+    if os.environ.get(variable):
+        path = Path(os.environ[variable])
+        if not path.exists():
+            raise RunnerNotFound(f"{what} not found at {path} ({variable}): {make}")
+        return str(path.resolve())
+    found, looked = find_in_cache(relative)
+    if found is None:
+        places = ", ".join(str(p) for p in looked)
+        raise RunnerNotFound(f"{what} not found (looked at {places}): {make}, or set {variable}")
+    return str(found)
 
 
 def prism_location() -> str:
-    path = os.environ.get("TOCSIN_PRISM_LOCATION") or str(_cache() / f"prism-{BEAM_VERSION}" / "prism")
-    if not Path(path).exists():
-        raise FileNotFoundError(f"Prism runner not found at {path}: run `make prism` (needs Go)")
-    return str(Path(path).resolve())
+    """TOCSIN_PRISM_LOCATION, else prism-<version>/prism in the cache (tocsin.config.cache_dirs)."""
+    return _located(
+        "TOCSIN_PRISM_LOCATION", f"prism-{BEAM_VERSION}/prism", "Prism runner", "run `make prism` (needs Go)"
+    )
 
 
 def flink_job_server_jar() -> str:
-    path = os.environ.get("TOCSIN_FLINK_JOB_SERVER_JAR") or str(
-        _cache() / "flink" / "beam-flink-job-server.jar"
+    return _located(
+        "TOCSIN_FLINK_JOB_SERVER_JAR",
+        "flink/beam-flink-job-server.jar",
+        "Flink job server jar",
+        "run `make flink` (needs Maven)",
     )
-    if not Path(path).exists():
-        raise FileNotFoundError(f"Flink job server jar not found at {path}: run `make flink` (needs Maven)")
-    return str(Path(path).resolve())
 
 
 def _has(argv: list[str], flag: str) -> bool:
     return any(a == flag or a.startswith(flag + "=") for a in argv)
+
+
+def _joined(argv: list[str]) -> list[str]:
+    """`--runner FlinkRunner` as `--runner=FlinkRunner` (Beam takes both; the defaults below read one)."""
+    out, rest = [], list(argv)
+    while rest:
+        arg = rest.pop(0)
+        if arg in VALUED:
+            if not rest or rest[0].startswith("--"):
+                raise ValueError(f"{arg} needs a value ({arg}=VALUE)")
+            arg = f"{arg}={rest.pop(0)}"
+        out.append(arg)
+    return out
 
 
 def streaming_options(argv: list[str]) -> PipelineOptions:
@@ -51,7 +88,7 @@ def batch_options(argv: list[str]) -> PipelineOptions:
 
 
 def _options(argv: list[str], streaming: bool) -> PipelineOptions:
-    argv = list(argv)
+    argv = _joined(argv)
     if not _has(argv, "--runner"):
         argv.append("--runner=PrismRunner")
     runner = next(a.split("=", 1)[1] for a in argv if a.startswith("--runner="))

@@ -5,6 +5,11 @@ whenever its I/O package is imported (tocsin uses no Google Cloud I/O), so every
 and, being the first line logged, it made the stdlib install its default handler. Beam's subprocess
 server logs each start and stop of the runner at WARNING ("Really starting service at ..."): routine,
 so it is lowered to INFO.
+
+kafka-python logs every failed attempt to reach a broker, at ERROR and WARNING, several lines a second
+("Connection failed: ...", "Bootstrap connection to bootstrap-0 failed: ...", "<KafkaConnection ...>:
+Connection lost: ..."), while it retries by itself; when it gives up, it raises, and the command says so
+in one line (tocsin.cli_errors). Those attempts are lowered to DEBUG.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ import logging
 
 DROPPED_PREFIXES = ("apitools not found",)
 ROUTINE = ("Really starting service", "Really destroying service")
+KAFKA_LOGGERS = ("kafka.net.manager", "kafka.net.connection", "kafka.conn", "kafka.client_async")
+KAFKA_RETRIES = ("Connection failed: ", "Bootstrap ", "Unable to bootstrap")
+KAFKA_RETRY_MARKS = (": Connection lost: ", ": Connection failed: ", "Connect attempt to ")
 
 
 class _KnownNoise(logging.Filter):
@@ -21,17 +29,28 @@ class _KnownNoise(logging.Filter):
         if message.startswith(DROPPED_PREFIXES):
             return False
         if record.levelno == logging.WARNING and message.startswith(ROUTINE):
-            record.levelno, record.levelname = logging.INFO, "INFO"
-            return logging.getLogger().isEnabledFor(logging.INFO)
+            return _lowered(record, logging.INFO)
+        if record.name in KAFKA_LOGGERS and record.levelno >= logging.WARNING and _kafka_retry(message):
+            return _lowered(record, logging.DEBUG)
         return True
+
+
+def _kafka_retry(message: str) -> bool:
+    return message.startswith(KAFKA_RETRIES) or any(mark in message for mark in KAFKA_RETRY_MARKS)
+
+
+def _lowered(record: logging.LogRecord, level: int) -> bool:
+    record.levelno, record.levelname = level, logging.getLevelName(level)
+    return logging.getLogger().isEnabledFor(level)
 
 
 _FILTER = _KnownNoise()
 
 
 def quiet_known_library_noise() -> None:
-    """Idempotent: installs the filter on the root logger and on Beam's subprocess server logger."""
-    for name in ("", "apache_beam.utils.subprocess_server"):
+    """Idempotent: installs the filter on the root logger and on the loggers it lowers records of (a
+    logger's filters see only its own records, not those its children propagate to it)."""
+    for name in ("", "apache_beam.utils.subprocess_server", *KAFKA_LOGGERS):
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)

@@ -10,13 +10,18 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
+import pycountry
+
 _converter = None
 
 
 def _coco():
     global _converter
     if _converter is None:
-        import country_converter
+        # Imported on first use, not at module top: importing country_converter takes 0.65-0.95 s
+        # (measured; most of it pandas), which every importer of this module (each parser, the back-test's
+        # episodes) would pay even when it converts no name.
+        import country_converter  # noqa: PLC0415 (0.7 s of pandas, paid only when a name is converted)
 
         logging.getLogger("country_converter").setLevel(logging.ERROR)  # "not found" is our None
         _converter = country_converter.CountryConverter()
@@ -59,6 +64,4 @@ def iso3_from_place(full_name: str) -> str | None:
 def iso3_checked(code: str) -> str | None:
     """An ISO alpha-3 code if it is one (CAMEO actor country codes are mostly ISO alpha-3; some, such
     as AFR or EUR, are regions)."""
-    import pycountry
-
     return code if len(code) == 3 and pycountry.countries.get(alpha_3=code.upper()) else None

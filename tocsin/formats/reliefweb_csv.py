@@ -4,7 +4,7 @@ The same listing comes in two namings, read alike by column name (any case, any 
 - R exports: `"","data.list.id","title","date.created","rw.url"`, the first column an unnamed row number;
 - other exports: `id`, `title`, `created`, `url`, with a `score` and a `country` column.
 
-A report keeps the id it has in the API (`reliefweb:<id>`, as connectors/reliefweb.py), so one read from
+A report keeps the id it has in the API (`reliefweb:<id>`, as reliefweb.py), so one read from
 a listing and from the API is the same record. A listing gives the day a report was created, no time:
 event time and publication time are that day at midnight UTC. The country comes from the `country`
 column (a name or an ISO alpha-3 code), else from the `country` the caller gives (the country a listing
@@ -18,10 +18,11 @@ import datetime as dt
 import io
 from collections.abc import Iterable, Iterator
 
-from tocsin.connectors.base import Reject, check_columns, column_names, csv_rows, epoch_ms, now_ms
-from tocsin.connectors.countries import iso3_checked, iso3_from_name
-from tocsin.connectors.reliefweb import SOURCE
-from tocsin.connectors.rss import detect_language
+from tocsin.formats.countries import iso3_checked, iso3_from_name
+from tocsin.formats.records import Reject, check_columns, column_names, csv_rows
+from tocsin.formats.reliefweb import SOURCE
+from tocsin.formats.text import detect_language
+from tocsin.timestamps import epoch_ms, now_ms
 
 CONNECTOR = "reliefweb-csv"
 # The names each column may have, first the R export's.

@@ -1,7 +1,7 @@
 """One reader for replays and back-tests: a source file (or a directory of GDELT exports) -> raw records.
 
 `read_records(path)` finds the format of the file by its name and, for CSV, by its header, runs that
-connector's pure parser and yields Read(source label, position, schema, record or Reject). The records
+format's pure parser and yields Read(source label, position, schema, record or Reject). The records
 are the raw IncidentReport / NewsItem dicts the connectors put on Kafka, and `schema` names which, as the
 normaliser wants it: normalise(read.schema, read.item).
 
@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from tocsin.connectors import gdelt, reliefweb, reliefweb_csv, rss, ucdp
-from tocsin.connectors.base import BadFile, Reject, column_names, unreadable
+from tocsin.formats import feeds, gdelt, reliefweb, reliefweb_csv, ucdp
+from tocsin.formats.records import BadFile, Reject, column_names, unreadable
+from tocsin.formats.text import feed_id_for
 
 Items = Iterator[tuple[int, dict | Reject]]
 ACCEPTED = (
@@ -105,8 +106,8 @@ def _feed(path: Path, country: str | None) -> Items:
     except OSError as exc:
         raise unreadable(path, exc) from None
     # A saved feed has no URL: its file name stands for the feed in record ids and the source name.
-    items = rss.parse_feed(content, rss.feed_id_for(path.name), None)
-    ok, why = rss.is_feed(content) if not items else (True, "")
+    items = feeds.parse_feed(content, feed_id_for(path.name), None)
+    ok, why = feeds.is_feed(content) if not items else (True, "")
     if not ok:
         raise BadFile(f"{path.name}: not an RSS or Atom feed ({why})")
     return iter(items)

@@ -1,23 +1,24 @@
 """GDELT 2.0 event exports (tab-separated, 61 columns, one file per 15 minutes) -> IncidentReport records.
 
-Read from a directory of `.export.CSV` files, or from a base URL by following `lastupdate.txt` to its
-`.export.CSV.zip`. CAMEO codes, Goldstein scale, tone, geography and the source URL are kept. Event time
-is SQLDATE (the day the event took place, as GDELT dates it) with day precision; DATEADDED (when GDELT
-saw it) is kept in the attributes. Countries are ISO alpha-3 (see countries.py): GDELT's FIPS 10-4 codes
-are kept verbatim as attributes.
+An export is read from a `.export.CSV` file, a `.export.CSV.zip` archive, or the bytes of one (the
+connector fetches them from a base URL by following `lastupdate.txt`: connectors/ingest.py). CAMEO codes,
+Goldstein scale, tone, geography and the source URL are kept. Event time is SQLDATE (the day the event
+took place, as GDELT dates it) with day precision; DATEADDED (when GDELT saw it) is kept in the
+attributes. Countries are ISO alpha-3 (see countries.py): GDELT's FIPS 10-4 codes are kept verbatim as
+attributes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tocsin.connectors.base import Reject, epoch_ms, now_ms
-from tocsin.connectors.countries import iso3_checked, iso3_from_place
+from tocsin.formats.countries import iso3_checked, iso3_from_place
+from tocsin.formats.records import Reject
+from tocsin.timestamps import epoch_ms, now_ms
 
 SOURCE = "gdelt2"
 # The GDELT 2.0 event table, in file order (GDELT Event Codebook V2.0).
@@ -167,18 +168,3 @@ def read_export(path_or_bytes: Path | bytes, name: str = "") -> str:
             inner = next(n for n in archive.namelist() if n.lower().endswith(".csv"))
             data = archive.read(inner)
     return data.decode("utf-8", errors="replace")
-
-
-def latest_export_url(base_url: str, timeout: float = 30.0) -> str:
-    """The export file named in `lastupdate.txt` ('<size> <md5> <url>' lines; the export is the first)."""
-    with urllib.request.urlopen(base_url.rstrip("/") + "/lastupdate.txt", timeout=timeout) as response:
-        for line in response.read().decode().splitlines():
-            parts = line.split()
-            if len(parts) == 3 and parts[2].endswith(".export.CSV.zip"):
-                return parts[2]
-    raise ValueError(f"no .export.CSV.zip in {base_url}/lastupdate.txt")
-
-
-def fetch(url: str, timeout: float = 60.0) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return response.read()

@@ -15,8 +15,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from tocsin.connectors.base import Reject, check_columns, column_names, csv_rows, epoch_ms, now_ms
-from tocsin.connectors.countries import iso3_from_gw, iso3_from_name
+from tocsin.formats.countries import iso3_from_gw, iso3_from_name
+from tocsin.formats.records import Reject, check_columns, column_names, csv_rows
+from tocsin.timestamps import epoch_ms, now_ms
 
 SOURCE = "ucdp-ged"
 # Each entry: the names one required column may have. The country comes from the Gleditsch-Ward code,

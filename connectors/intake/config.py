@@ -1,0 +1,78 @@
+"""The intake's configuration (YAML or JSON): parsed strictly at load, every error listed with its path.
+
+`intake.example.yaml` beside this module shows every key with its default. The organisations are the
+core's (`tocsin.organisations`), written as in the router's config.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import AfterValidator, Field, SecretStr, ValidationError
+from pydantic_core import PydanticCustomError
+
+from tocsin.kafka.topics import INCIDENTS
+from tocsin.organisations import Organisations
+from tocsin.validation import ConfigErrors, StrictModel, error_messages
+
+SECRET_ENV = "TOCSIN_INTAKE_SECRET"
+EXAMPLE = Path(__file__).with_name("intake.example.yaml")
+
+
+class IntakeConfigError(ConfigErrors):
+    kind = "intake config"
+
+
+def _strong_secret(value: SecretStr) -> SecretStr:
+    if len(value.get_secret_value()) < 32:
+        raise PydanticCustomError("secret", "should have at least 32 characters (e.g. openssl rand -hex 32)")
+    return value
+
+
+class IntakeConfig(StrictModel):
+    organisations: Organisations
+    secret: Annotated[SecretStr, AfterValidator(_strong_secret)]  # the pseudonyms' key
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    topic: str = INCIDENTS
+    max_body_bytes: int = Field(64 * 1024, gt=0)
+    rate_per_second: float = Field(1.0, gt=0)
+    burst: int = Field(10, ge=1)
+    send_timeout_seconds: float = Field(10.0, gt=0)
+    request_timeout_seconds: float = Field(30.0, gt=0)
+
+
+def load_config(path: Path | str, **overrides: Any) -> IntakeConfig:
+    """Read a YAML or JSON file; TOCSIN_INTAKE_SECRET and non-None `overrides` take precedence.
+
+    IntakeConfigError lists every problem, each as '<dotted path>: <message>'.
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise IntakeConfigError([f"<root>: cannot read {path.name}: {error.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise IntakeConfigError([f"<root>: cannot read {path.name}: not UTF-8"]) from None
+    except yaml.YAMLError as error:
+        raise IntakeConfigError([f"<root>: invalid YAML: {' '.join(str(error).split())}"]) from None
+    return parse_config(data, **overrides)
+
+
+def parse_config(data: Any, **overrides: Any) -> IntakeConfig:
+    """The config of a parsed document (None: an empty file); the same precedence as load_config."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise IntakeConfigError(["<root>: the intake config must be a mapping"])
+    data = dict(data)
+    if os.environ.get(SECRET_ENV):
+        data["secret"] = os.environ[SECRET_ENV]
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return IntakeConfig.model_validate(data)
+    except ValidationError as error:
+        raise IntakeConfigError(error_messages(error)) from None
