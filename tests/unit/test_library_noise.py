@@ -26,3 +26,16 @@ def test_runner_start_and_stop_are_info_not_warnings(caplog):
         ("INFO", "Really starting service"),
         ("WARNING", "Something else went wro"),
     ]
+
+
+def test_kafka_pythons_own_retries_and_slow_tasks_are_debug_not_warnings(caplog):
+    import tocsin  # noqa: F401 (installs the filter)
+
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("kafka.net.selector").warning(
+            "Task <kafka.net.selector.Task object at 0x7f> ran for 1.2s (>1.0s threshold). It is blocking "
+            "the event loop -- likely a tight sync loop inside a coroutine. Other pollers will time out."
+        )
+        logging.getLogger("kafka.conn").error("<KafkaConnection node_id=1>: Connection failed: refused")
+        logging.getLogger("kafka.conn").warning("Unexpected reply from the broker")
+    assert [r.levelname for r in caplog.records] == ["DEBUG", "DEBUG", "WARNING"]

@@ -33,7 +33,7 @@ ESCALATE_AFTER_S = 6
 
 
 def topic_size(client: dict, topic: str) -> int:
-    consumer = KafkaConsumer(**client)
+    consumer = KafkaConsumer(enable_auto_commit=False, **client)  # no group: nothing to commit
     try:
         tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         return sum(consumer.end_offsets(tps).values())

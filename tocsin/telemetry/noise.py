@@ -9,7 +9,9 @@ so it is lowered to INFO.
 kafka-python logs every failed attempt to reach a broker, at ERROR and WARNING, several lines a second
 ("Connection failed: ...", "Bootstrap connection to bootstrap-0 failed: ...", "<KafkaConnection ...>:
 Connection lost: ..."), while it retries by itself; when it gives up, it raises, and the command says so
-in one line (tocsin.cli_errors). Those attempts are lowered to DEBUG.
+in one line (tocsin.cli_errors). Those attempts are lowered to DEBUG. Its event loop also warns when
+one of its own tasks ran long ("Task <kafka.net.selector.Task ...> ran for 1.2s ... blocking the event
+loop"), which happens when a pipeline's bundle keeps the GIL: nothing an operator can act on, DEBUG too.
 """
 
 from __future__ import annotations
@@ -18,9 +20,20 @@ import logging
 
 DROPPED_PREFIXES = ("apitools not found",)
 ROUTINE = ("Really starting service", "Really destroying service")
-KAFKA_LOGGERS = ("kafka.net.manager", "kafka.net.connection", "kafka.conn", "kafka.client_async")
+KAFKA_LOGGERS = (
+    "kafka.net.manager",
+    "kafka.net.connection",
+    "kafka.net.selector",
+    "kafka.conn",
+    "kafka.client_async",
+)
 KAFKA_RETRIES = ("Connection failed: ", "Bootstrap ", "Unable to bootstrap")
-KAFKA_RETRY_MARKS = (": Connection lost: ", ": Connection failed: ", "Connect attempt to ")
+KAFKA_RETRY_MARKS = (
+    ": Connection lost: ",
+    ": Connection failed: ",
+    "Connect attempt to ",
+    "blocking the event loop",
+)
 
 
 class _KnownNoise(logging.Filter):
