@@ -103,11 +103,11 @@ def run_pipeline(bootstrap: str, topics: dict, events: int, extra: list[str]) ->
             "--metrics-port",
             str(port),
             "--max-out-of-orderness",
-            "86400",
+            "1d",
             "--early-after",
             "0",
             "--idle-timeout",
-            "5",
+            "5s",
             "--close-when-idle",
             *extra,
         ],  # fmt: skip

@@ -80,9 +80,10 @@ class KafkaOptions(PipelineOptions):
             "--idle-timeout",
             "--idle_timeout",
             dest="idle_timeout",
-            type=float,
-            default=10.0,
-            help="Seconds without records after which a partition stops holding the watermark back",
+            type=duration_arg,
+            default=10,
+            help="How long without records before a partition stops holding the watermark back "
+            "(a duration: 10s, 2m)",
         )
         add(
             "--close-when-idle",
@@ -98,9 +99,9 @@ class KafkaOptions(PipelineOptions):
             "--max-out-of-orderness",
             "--max_out_of_orderness",
             dest="max_out_of_orderness",
-            type=float,
-            default=5.0,
-            help="Seconds of event-time disorder tolerated before a record counts as late",
+            type=duration_arg,
+            default=5,
+            help="Event-time disorder tolerated before a record counts as late (a duration: 5s, 1h)",
         )
         add(
             "--source-shards",
@@ -136,13 +137,12 @@ class JobArgumentParser(argparse.ArgumentParser):
         fail(f"{self.prog}: error: {message}", code=2)
 
 
-def duration_text(text: str) -> str:
-    """argparse type of a duration flag: the text as given, once it parses ('0' allowed: none)."""
+def duration_arg(text: str) -> int:
+    """argparse type of a duration flag: whole seconds, typed once at parse ('0' allowed: none)."""
     try:
-        parse_duration_or_zero(text)
+        return parse_duration_or_zero(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-    return text
 
 
 def parse_job_args(parser, argv: list[str] | None):

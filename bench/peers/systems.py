@@ -54,7 +54,7 @@ class RunSpec:
 # so only job A can run. `--tocsin-cli` on run.py chooses; `auto` asks `--help`.
 TOCSIN_TEMPLATE = (
     "{tocsin} pipeline window-count --input-topic {input_topic} --output-topic {output_topic} "
-    "--window {window} --max-out-of-orderness {grace_s} --start earliest --group-id {group_id} "
+    "--window {window} --max-out-of-orderness {grace_s}s --start earliest --group-id {group_id} "
     "--bootstrap-servers {bootstrap} --value-format json --event-time-field ts --metrics-port 0 "
     "--dead-letter-topic {dead_letter_topic}"
 )

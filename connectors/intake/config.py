@@ -14,6 +14,7 @@ import yaml
 from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_core import PydanticCustomError
 
+from tocsin.durations import Duration
 from tocsin.kafka.topics import INCIDENTS
 from tocsin.organisations import Organisations
 from tocsin.validation import ConfigErrors, StrictModel, error_messages
@@ -41,8 +42,8 @@ class IntakeConfig(StrictModel):
     max_body_bytes: int = Field(64 * 1024, gt=0)
     rate_per_second: float = Field(1.0, gt=0)
     burst: int = Field(10, ge=1)
-    send_timeout_seconds: float = Field(10.0, gt=0)
-    request_timeout_seconds: float = Field(30.0, gt=0)
+    send_timeout: Duration = 10  # how long a request waits for Kafka's acknowledgement
+    request_timeout: Duration = 30  # socket timeout of a client connection
 
 
 def load_config(path: Path | str, **overrides: Any) -> IntakeConfig:

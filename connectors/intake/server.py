@@ -36,7 +36,7 @@ class IntakeHandler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def setup(self) -> None:
-        self.timeout = self.server.config.request_timeout_seconds  # slow clients do not hold a thread
+        self.timeout = self.server.config.request_timeout  # slow clients do not hold a thread
         self._body_read = False
         super().setup()
 
@@ -146,7 +146,7 @@ class IntakeServer(ThreadingHTTPServer):
     def __init__(self, config: IntakeConfig, client: dict):
         self.config = config
         self.limiter = RateLimiter(config.rate_per_second, config.burst)
-        self.publisher = Publisher(client, config.topic, config.send_timeout_seconds)
+        self.publisher = Publisher(client, config.topic, config.send_timeout)
         self._thread: threading.Thread | None = None
         super().__init__((config.host, config.port), IntakeHandler)
 

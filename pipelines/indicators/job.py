@@ -23,7 +23,6 @@ import apache_beam as beam
 import orjson
 
 from tocsin.cli_errors import exit_with_errors
-from tocsin.durations import parse_duration_or_zero
 from tocsin.formats.files import read_records
 from tocsin.formats.records import BadFile, Reject
 from tocsin.formats.reliefweb_csv import country_code
@@ -54,7 +53,7 @@ from tocsin.pipelines.io.kafka_source import (
 from tocsin.pipelines.options import (
     JobArgumentParser,
     KafkaOptions,
-    duration_text,
+    duration_arg,
     job_options,
     kafka_reached,
     parse_job_args,
@@ -337,14 +336,14 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--allowed-lateness",
-        type=duration_text,
+        type=duration_arg,
         default="2d",
         help="How late data may update a window (default 2d)",
     )
     p.add_argument("--early-every", type=int, default=None, help="Early pane after this many hits")
     p.add_argument(
         "--early-after",
-        type=duration_text,
+        type=duration_arg,
         default="60s",
         help="Early pane this long after the first hit; 0 for none",
     )
@@ -382,9 +381,9 @@ def settings_from(known) -> Settings:
     return Settings(
         catalogue=load_catalogue(known.catalogue, external_dir=known.external_lexicons, enable=known.enable),
         windows=[WindowSpec.parse(w) for w in (known.windows or DEFAULT_WINDOWS)],
-        allowed_lateness_s=parse_duration_or_zero(known.allowed_lateness),
+        allowed_lateness_s=known.allowed_lateness,
         early_count=known.early_every,
-        early_seconds=parse_duration_or_zero(known.early_after) or None,
+        early_seconds=known.early_after or None,
         by_region=not known.no_regions,
         input_topics=tuple(known.input_topics or DEFAULT_INPUTS),
         observations_topic=known.observations_topic or None,

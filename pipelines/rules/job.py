@@ -17,7 +17,6 @@ from pathlib import Path
 import apache_beam as beam
 
 from tocsin.cli_errors import exit_with_errors
-from tocsin.durations import parse_duration_or_zero
 from tocsin.kafka.read import read_topic
 from tocsin.kafka.topics import ALERTS, SIGNALS
 from tocsin.pipelines.indicators.catalogue import load_catalogue
@@ -29,7 +28,7 @@ from tocsin.pipelines.io.kafka_source import DEAD_LETTER, LATE, PROGRESS, ReadFr
 from tocsin.pipelines.options import (
     JobArgumentParser,
     KafkaOptions,
-    duration_text,
+    duration_arg,
     job_options,
     kafka_reached,
     parse_job_args,
@@ -56,7 +55,7 @@ def restored_alerts(client: dict, topic: str) -> dict[str, dict]:
 
 
 def build_streaming(pipeline, opts: KafkaOptions, client: dict, ruleset: RuleSet, known, restored):
-    lateness_s = parse_duration_or_zero(known.allowed_lateness)
+    lateness_s = known.allowed_lateness
     config = SourceConfig(
         decode=SignalWithEventTime(),
         client=client,
@@ -101,7 +100,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--alerts-topic", default=ALERTS, help=f"Alert events (default {ALERTS})")
     p.add_argument(
         "--allowed-lateness",
-        type=duration_text,
+        type=duration_arg,
         default="9d",
         help="How late a signal may arrive behind the watermark: an early pane is stamped with its window "
         "start, so the largest window plus the indicator job's lateness (default 9d = 7d + 2d)",

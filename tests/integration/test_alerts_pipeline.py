@@ -62,7 +62,7 @@ def settled(bootstrap: str, topic: str, pipeline, quiet_s: float, timeout: float
     raise AssertionError(f"{topic} did not settle in {timeout:.0f}s ({last} records)")
 
 
-COMMON = ("--max-out-of-orderness", "1500000000", "--close-when-idle", "--idle-timeout", "2")
+COMMON = ("--max-out-of-orderness", "1500000000s", "--close-when-idle", "--idle-timeout", "2s")
 
 
 def alert_job(bootstrap: str, topics: dict, rules, group: str) -> list[str]:

@@ -74,7 +74,7 @@ def test_tail_prints_each_alert_event_with_its_values_and_evidence(bootstrap, ma
             "--max",
             "1",
             "--idle-timeout",
-            "30",
+            "30s",
         ],
     )
     assert result.exit_code == 0, result.output

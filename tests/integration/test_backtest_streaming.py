@@ -41,7 +41,7 @@ GDELT_RULE = {
     "levels": {"watch": 10, "warning": 30},
     "min_sources": 3,
 }
-STREAM = ("--max-out-of-orderness", "1500000000", "--close-when-idle", "--idle-timeout", "2")
+STREAM = ("--max-out-of-orderness", "1500000000s", "--close-when-idle", "--idle-timeout", "2s")
 DAY_MS = 86_400_000
 
 

@@ -214,9 +214,9 @@ def test_real_gdelt_and_ucdp_data_through_connectors_become_the_expected_signals
         "--window", "1d/1d",
         "--window", "7d/1d",
         "--early-after", "0",
-        "--max-out-of-orderness", "1500000000",
+        "--max-out-of-orderness", "1500000000s",
         "--close-when-idle",
-        "--idle-timeout", "2",
+        "--idle-timeout", "2s",
     )  # fmt: skip
     # The watermark ends at the earliest of the partitions' latest events: windows ending after it
     # stay open.
@@ -295,8 +295,8 @@ def test_late_records_update_their_window_and_too_late_ones_are_dead_letters(
         "--window", "1d/1d",
         "--allowed-lateness", "1d",
         "--early-after", "0",
-        "--max-out-of-orderness", "0",
-        "--idle-timeout", "3",  # the empty partitions stop holding the watermark back
+        "--max-out-of-orderness", "0s",
+        "--idle-timeout", "3s",  # the empty partitions stop holding the watermark back
         "--metrics-port", str(port),
     )  # fmt: skip
     day0 = f"rf1.armed_conflict:MLI:{T0}-{T0 + DAY_MS}"
@@ -359,8 +359,8 @@ def test_a_killed_pipeline_restarts_without_losing_or_double_counting_a_window(
         "--window", "2d/1d",
         "--allowed-lateness", "0",
         "--early-after", "1s",  # windows still open at the end show their value too
-        "--max-out-of-orderness", "0",
-        "--idle-timeout", "3",
+        "--max-out-of-orderness", "0s",
+        "--idle-timeout", "3s",
         "--no-regions",
     ]  # fmt: skip
     produce(0, 24 * 4)

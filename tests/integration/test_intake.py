@@ -197,7 +197,7 @@ def test_202_only_once_on_the_topic_with_the_reporter_pseudonymised_and_nowhere_
 
 def test_503_and_no_id_when_no_broker_acknowledges(start_intake):
     nothing_listens = f"127.0.0.1:{free_port()}"
-    server = start_intake({"bootstrap_servers": [nothing_listens]}, send_timeout_seconds=1.5)
+    server = start_intake({"bootstrap_servers": [nothing_listens]}, send_timeout="1s")
     status, payload, response = post(server, REPORT)
     assert (status, payload) == (503, {"errors": ["kafka: the report was not stored; send it again later"]})
     assert response.getheader("Retry-After") == "5"

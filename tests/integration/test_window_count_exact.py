@@ -85,7 +85,7 @@ def test_every_window_equals_the_policy_truth(bootstrap, make_topic, start_pipel
     reader = OutputReader(bootstrap, tout)
     args = ["-m", "tocsin.pipelines.window_count", "--input-topic", tin, "--output-topic", tout]
     args += ["--window", window, "--bootstrap-servers", bootstrap, "--group-id", f"g-{tin}"]
-    args += ["--dead-letter-topic", dlq, "--max-out-of-orderness", "5", "--idle-timeout", "2"]
+    args += ["--dead-letter-topic", dlq, "--max-out-of-orderness", "5s", "--idle-timeout", "2s"]
     args += ["--close-when-idle", "--start", "earliest"]
     if event_time == "json-field":
         args += ["--value-format", "json", "--event-time-field", "ts"]

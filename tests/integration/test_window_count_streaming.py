@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.runner]
 WINDOW_MS = 10_000
 
 
-def pipeline_args(bootstrap, tin, tout, dlq, group, idle_timeout=30.0):
+def pipeline_args(bootstrap, tin, tout, dlq, group, idle_timeout=30):
     return [
         "-m",
         "tocsin.pipelines.window_count",
@@ -39,9 +39,9 @@ def pipeline_args(bootstrap, tin, tout, dlq, group, idle_timeout=30.0):
         "--dead-letter-topic",
         dlq,
         "--idle-timeout",
-        str(idle_timeout),
+        f"{idle_timeout}s",
         "--max-out-of-orderness",
-        "1",
+        "1s",
     ]
 
 

@@ -139,7 +139,7 @@ def test_kafka_pipeline_options_parse_with_dashes_or_underscores():
             "--bootstrap-servers=k1:9092,k2:9092",
             "--group-id=g",
             "--start=timestamp:1600000000000",
-            "--idle_timeout=3",
+            "--idle_timeout=3s",
             "--source-shards=2",
             "--kafka-security-protocol=SASL_SSL",
             "--kafka-sasl-mechanism=SCRAM-SHA-512",

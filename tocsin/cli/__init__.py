@@ -12,9 +12,13 @@ from kafka import KafkaAdminClient
 from pydantic import ValidationError
 
 from tocsin.cli_errors import exit_with_errors, fail, operator_errors
-from tocsin.cli_options import Bootstrap, kafka_settings
+from tocsin.cli_options import Bootstrap, duration, kafka_settings
 from tocsin.config import TelemetrySettings, cache_dirs
+from tocsin.connectors.cli import app as connect_app
+from tocsin.connectors.cli import intake_app
 from tocsin.kafka.topics import ALERTS, create_topics, load_topics
+from tocsin.pipelines.backtest.cli import backtest
+from tocsin.router.cli import ledger_app, router_app, routes_app, silence_app
 from tocsin.serde.check import BaselineError, baseline, check_schemas, invalid_schemas
 from tocsin.telemetry.logging import configure_logging
 from tocsin.validation import error_messages
@@ -46,31 +50,18 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(indicators_app, name="indicators")
 
 
-def _add_connectors() -> None:
-    from tocsin.connectors.cli import app as connect_app
-    from tocsin.connectors.cli import intake_app
-    from tocsin.router.cli import ledger_app, router_app, routes_app, silence_app
-
-    app.add_typer(connect_app, name="connect")
-    app.add_typer(intake_app, name="intake")
-    app.add_typer(router_app, name="router")
-    app.add_typer(routes_app, name="routes")
-    app.add_typer(silence_app, name="silence")
-    app.add_typer(ledger_app, name="ledger")
-
-
-_add_connectors()
-
-
-def _add_backtest() -> None:
-    from tocsin.pipelines.backtest.cli import backtest
-
-    app.command("backtest", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
-        backtest
-    )
-
-
-_add_backtest()
+# The stages' own command groups, composed here (the one place that imports stages). Each stage's CLI
+# module imports its stage's code only when a command runs.
+for _name, _group in (
+    ("connect", connect_app),
+    ("intake", intake_app),
+    ("router", router_app),
+    ("routes", routes_app),
+    ("silence", silence_app),
+    ("ledger", ledger_app),
+):
+    app.add_typer(_group, name=_name)
+app.command("backtest", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(backtest)
 
 
 @app.callback()
@@ -355,7 +346,7 @@ def alerts_tail(
     ] = False,
     max_alerts: Annotated[int | None, typer.Option("--max", help="Stop after this many")] = None,
     idle_timeout: Annotated[
-        float | None, typer.Option(help="Stop after this many seconds without an alert")
+        str | None, typer.Option(help="Stop after this long without an alert (a duration: 30s, 5m)")
     ] = None,
 ) -> None:
     """Print alert events as they arrive (the example consumer for downstream services)."""
@@ -370,7 +361,7 @@ def alerts_tail(
             lambda alert: typer.echo(describe(alert)),
             from_beginning=from_beginning,
             max_alerts=max_alerts,
-            idle_timeout_s=idle_timeout,
+            idle_timeout_s=None if idle_timeout is None else duration(idle_timeout, "--idle-timeout"),
         )
     typer.echo(f"{count} alert events", err=True)
 

@@ -255,8 +255,8 @@ def job_args(bootstrap: str, group: str) -> list[str]:
         "--start",
         "earliest",
         "--max-out-of-orderness",
-        "1500000000",  # the replay mixes 1989 and 2020: hold the watermark
+        "1500000000s",  # the replay mixes 1989 and 2020: hold the watermark
         "--close-when-idle",
         "--idle-timeout",
-        "3",
+        "3s",
     ]
