@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tocsin.cli_errors import fail, operator_errors
-from tocsin.cli_options import Bootstrap, kafka_settings
+from tocsin.cli_options import Bootstrap, duration, kafka_settings
 from tocsin.kafka.topics import CONNECTOR_STATE, DEAD_LETTERS, INCIDENTS, NEWS
 
 app = typer.Typer(help="Put incident reports and news onto Kafka.", no_args_is_help=True)
@@ -50,6 +50,24 @@ def _country(value: str | None) -> str | None:
         raise typer.BadParameter(str(exc)) from None
 
 
+def _topics(topic: str, dead_letter_topic: str, state_topic: str) -> dict:
+    return {"topic": topic, "dead_letter_topic": dead_letter_topic, "state_topic": state_topic}
+
+
+def _replay(ingest, file: Path, bootstrap: str | None, metrics_port: int | None, **settings) -> None:
+    """A file replay as every replay command runs it: a bad file or an absent broker is one line."""
+    from tocsin.formats.records import BadFile
+
+    kafka = kafka_settings(bootstrap)
+    _serve(metrics_port)
+    with operator_errors(kafka):
+        try:
+            counts = ingest(file, kafka.client_config(), **settings)
+        except BadFile as exc:
+            _file_error(exc)
+    _summary(file.name, counts)
+
+
 @app.command("ucdp")
 def connect_ucdp(
     file: Annotated[Path, typer.Argument(help="UCDP GED CSV file")],
@@ -63,24 +81,16 @@ def connect_ucdp(
 ) -> None:
     """Replay a UCDP GED CSV file (resumes where a previous run of the same file stopped)."""
     from tocsin.connectors.ingest import ingest_ucdp
-    from tocsin.formats.records import BadFile
 
-    kafka = kafka_settings(bootstrap)
-    _serve(metrics_port)
-    with operator_errors(kafka):
-        try:
-            counts = ingest_ucdp(
-                file,
-                kafka.client_config(),
-                topic=topic,
-                dead_letter_topic=dead_letter_topic,
-                state_topic=state_topic,
-                speed=speed,
-                batch_size=batch_size,
-            )
-        except BadFile as exc:
-            _file_error(exc)
-    _summary(file.name, counts)
+    _replay(
+        ingest_ucdp,
+        file,
+        bootstrap,
+        metrics_port,
+        **_topics(topic, dead_letter_topic, state_topic),
+        speed=speed,
+        batch_size=batch_size,
+    )
 
 
 @app.command("reliefweb-csv")
@@ -102,25 +112,17 @@ def connect_reliefweb_csv(
 ) -> None:
     """Replay a ReliefWeb report listing, oldest report first (resumes where a previous run stopped)."""
     from tocsin.connectors.ingest import ingest_reliefweb_csv
-    from tocsin.formats.records import BadFile
 
-    kafka = kafka_settings(bootstrap)
-    _serve(metrics_port)
-    with operator_errors(kafka):
-        try:
-            counts = ingest_reliefweb_csv(
-                file,
-                kafka.client_config(),
-                country=country,
-                topic=topic,
-                dead_letter_topic=dead_letter_topic,
-                state_topic=state_topic,
-                speed=speed,
-                batch_size=batch_size,
-            )
-        except BadFile as exc:
-            _file_error(exc)
-    _summary(file.name, counts)
+    _replay(
+        ingest_reliefweb_csv,
+        file,
+        bootstrap,
+        metrics_port,
+        country=country,
+        **_topics(topic, dead_letter_topic, state_topic),
+        speed=speed,
+        batch_size=batch_size,
+    )
 
 
 @app.command("gdelt")
@@ -133,7 +135,7 @@ def connect_gdelt(
         str | None, typer.Option(help="Base URL serving lastupdate.txt (e.g. GDELT's v2 feed)")
     ] = None,
     once: Annotated[bool, typer.Option(help="With --url: fetch the latest file once and stop")] = False,
-    interval: Annotated[float, typer.Option(help="With --url: seconds between polls")] = 900.0,
+    interval: Annotated[str, typer.Option(help="With --url: time between polls (a duration)")] = "15m",
     bootstrap: Bootstrap = None,
     topic: Topic = INCIDENTS,
     dead_letter_topic: DeadLetterTopic = DEAD_LETTERS,
@@ -157,10 +159,8 @@ def connect_gdelt(
             directory=directory,
             url=url,
             once=once,
-            interval=interval,
-            topic=topic,
-            dead_letter_topic=dead_letter_topic,
-            state_topic=state_topic,
+            interval=duration(interval, "--interval"),
+            **_topics(topic, dead_letter_topic, state_topic),
             speed=speed,
             batch_size=batch_size,
         )
@@ -171,7 +171,7 @@ def connect_gdelt(
 def connect_rss(
     urls: Annotated[list[str], typer.Argument(help="Feed URLs (RSS or Atom)")],
     once: Annotated[bool, typer.Option(help="Poll every feed once and stop")] = False,
-    interval: Annotated[float, typer.Option(help="Seconds between polls")] = 300.0,
+    interval: Annotated[str, typer.Option(help="Time between polls (a duration)")] = "5m",
     bootstrap: Bootstrap = None,
     topic: Topic = NEWS,
     dead_letter_topic: DeadLetterTopic = DEAD_LETTERS,
@@ -187,11 +187,9 @@ def connect_rss(
         results = rss.run_feeds(
             urls,
             kafka.client_config(),
-            interval,
+            duration(interval, "--interval"),
             once,
-            topic=topic,
-            state_topic=state_topic,
-            dead_letter_topic=dead_letter_topic,
+            **_topics(topic, dead_letter_topic, state_topic),
         )
     for url, counts in results.items():
         typer.echo(f"{url}: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
@@ -217,9 +215,7 @@ def connect_reliefweb(
             source,
             kafka.client_config(),
             max_pages=max_pages,
-            topic=topic,
-            state_topic=state_topic,
-            dead_letter_topic=dead_letter_topic,
+            **_topics(topic, dead_letter_topic, state_topic),
         )
     typer.echo(f"{source}: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
 

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field
 
 from tocsin.durations import Duration, DurationOrZero
 from tocsin.organisations import Organisation, Organisations
 from tocsin.router.matchers import Matcher, MatcherError, parse_matcher
-from tocsin.validation import ConfigErrors, StrictModel, validate_collecting
+from tocsin.validation import ConfigErrors, StrictModel, read_yaml, validate_collecting
 
 # The root route's defaults, as Alertmanager's (30s, 5m, 4h); every child inherits its parent's.
 DEFAULTS = {
@@ -166,14 +165,7 @@ class RouterConfig:
 
 
 def load_router_config(path: Path | str) -> RouterConfig:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise RouterConfigError([f"<root>: cannot read {path.name}: {error.strerror}"]) from None
-    except yaml.YAMLError as error:
-        raise RouterConfigError([f"<root>: invalid YAML: {' '.join(str(error).split())}"]) from None
-    return parse_router_config(data)
+    return parse_router_config(read_yaml(path, RouterConfigError))
 
 
 def parse_router_config(data: Any) -> RouterConfig:

@@ -4,8 +4,10 @@ error as '<dotted path>: <message>', the message of a validator's ValueError as 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 
@@ -23,6 +25,19 @@ class StrictModel(BaseModel):
     """Unknown keys are errors; a parsed config is immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def read_yaml(path: Path | str, errors: type[ConfigErrors]) -> Any:
+    """The document of a YAML (or JSON) file, or `errors` with the one line that says why not."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise errors([f"<root>: cannot read {path.name}: {error.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise errors([f"<root>: cannot read {path.name}: not UTF-8"]) from None
+    except yaml.YAMLError as error:
+        raise errors([f"<root>: invalid YAML: {' '.join(str(error).split())}"]) from None
 
 
 def error_messages(error: ValidationError, prefix: tuple = ()) -> list[str]:

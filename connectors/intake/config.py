@@ -10,14 +10,13 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_core import PydanticCustomError
 
 from tocsin.durations import Duration
 from tocsin.kafka.topics import INCIDENTS
 from tocsin.organisations import Organisations
-from tocsin.validation import ConfigErrors, StrictModel, error_messages
+from tocsin.validation import ConfigErrors, StrictModel, error_messages, read_yaml
 
 SECRET_ENV = "TOCSIN_INTAKE_SECRET"
 EXAMPLE = Path(__file__).with_name("intake.example.yaml")
@@ -51,16 +50,7 @@ def load_config(path: Path | str, **overrides: Any) -> IntakeConfig:
 
     IntakeConfigError lists every problem, each as '<dotted path>: <message>'.
     """
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise IntakeConfigError([f"<root>: cannot read {path.name}: {error.strerror}"]) from None
-    except UnicodeDecodeError:
-        raise IntakeConfigError([f"<root>: cannot read {path.name}: not UTF-8"]) from None
-    except yaml.YAMLError as error:
-        raise IntakeConfigError([f"<root>: invalid YAML: {' '.join(str(error).split())}"]) from None
-    return parse_config(data, **overrides)
+    return parse_config(read_yaml(path, IntakeConfigError), **overrides)
 
 
 def parse_config(data: Any, **overrides: Any) -> IntakeConfig:

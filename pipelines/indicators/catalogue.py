@@ -23,7 +23,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -36,7 +35,7 @@ from pydantic import (
 )
 
 from tocsin.pipelines.indicators.folding import fold
-from tocsin.validation import ConfigErrors, StrictModel, error_messages, str_keys
+from tocsin.validation import ConfigErrors, StrictModel, error_messages, read_yaml, str_keys
 
 EXTERNAL_DIR_ENV = "TOCSIN_EXTERNAL_LEXICONS"
 RISK_FACTORS = range(1, 15)
@@ -335,11 +334,9 @@ def load_catalogue(
     `enable` switches on indicators the file declares disabled (e.g. those needing an external lexicon).
     """
     path = Path(path) if path else packaged_catalogue_path()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise CatalogueError([f"<root>: invalid YAML: {' '.join(str(error).split())}"]) from None
-    return parse_catalogue(data, base_dir=path.parent, external_dir=external_dir, enable=enable)
+    return parse_catalogue(
+        read_yaml(path, CatalogueError), base_dir=path.parent, external_dir=external_dir, enable=enable
+    )
 
 
 def parse_catalogue(

@@ -29,12 +29,11 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tocsin.pipelines.indicators.catalogue import Catalogue
 from tocsin.pipelines.windowspec import WindowSpec
-from tocsin.validation import ConfigErrors, StrictModel, error_messages, str_keys
+from tocsin.validation import ConfigErrors, StrictModel, error_messages, read_yaml, str_keys
 
 SEVERITIES = ("watch", "warning", "critical")
 FIELDS = ("count", "weighted_count", "fatalities", "distinct_sources")
@@ -240,13 +239,7 @@ def packaged_rules_path() -> Path:
 def load_rules(path: Path | str | None, catalogue: Catalogue) -> RuleSet:
     """Load and validate a rules file (default: the packaged one); raise RulesError listing every error."""
     path = Path(path) if path else packaged_rules_path()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise RulesError([f"<root>: cannot read {path.name}: {error.strerror}"]) from None
-    except yaml.YAMLError as error:
-        raise RulesError([f"<root>: invalid YAML: {' '.join(str(error).split())}"]) from None
-    return parse_rules(data, catalogue)
+    return parse_rules(read_yaml(path, RulesError), catalogue)
 
 
 def parse_rules(data: Any, catalogue: Catalogue) -> RuleSet:

@@ -75,16 +75,16 @@ def test_rules_test_with_missing_rules_file(tmp_path):
     assert result.stderr.splitlines()[1] == "  <root>: cannot read nope.yaml: No such file or directory"
 
 
-def test_rules_check_with_missing_catalogue(tmp_path):
+@pytest.mark.parametrize(
+    "command",
+    [("rules", "check", RULES), ("indicators", "explain", "houses burned")],
+    ids=["rules", "explain"],
+)
+def test_a_missing_catalogue_is_named_as_every_missing_config_is(tmp_path, command):
     missing = tmp_path / "nope.yaml"
-    result = invoke("rules", "check", RULES, "--catalogue", str(missing))
-    assert refused(result) == f"error: {missing}: No such file or directory"
-
-
-def test_indicators_explain_with_missing_catalogue(tmp_path):
-    missing = tmp_path / "nope.yaml"
-    result = invoke("indicators", "explain", "houses burned", "--catalogue", str(missing))
-    assert refused(result) == f"error: {missing}: No such file or directory"
+    result = invoke(*command, "--catalogue", str(missing))
+    assert refused(result) == f"{missing}: 1 error(s)"
+    assert result.stderr.splitlines()[1] == "  <root>: cannot read nope.yaml: No such file or directory"
 
 
 def test_connect_ucdp_with_missing_file(tmp_path):
