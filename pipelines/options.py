@@ -50,8 +50,9 @@ def _add_kafka_settings(add) -> None:
     for name in JOB_KAFKA_FIELDS:
         field = KafkaSettings.model_fields[name]
         default = "" if field.default is None else f" [default: {field.default}]"
+        flags = (_flag(name), "-b") if name == "bootstrap_servers" else (_flag(name),)  # as every command
         add(
-            _flag(name),
+            *flags,
             dest=_dest(name),
             default=None,
             choices=_choices(field.annotation),

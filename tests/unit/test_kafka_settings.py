@@ -147,3 +147,7 @@ def test_topic_names_come_from_the_constants(path):
         text for text in literals if any(TOPIC_NAME.match(word.strip(".,;:()")) for word in text.split())
     ]
     assert named == []
+
+
+def test_the_jobs_take_the_short_bootstrap_flag_as_every_command_does():
+    assert job_client("-b", "k:1")["bootstrap_servers"] == ["k:1"]
