@@ -31,9 +31,20 @@ def read_signals(path: Path) -> list[dict]:
         return [json.loads(line) for line in lines if line.strip()]
 
 
-def dry_run(ruleset: RuleSet, signals: Iterable[dict]) -> list[dict]:
-    tracks: dict[str, Track] = {}
-    firing: dict[str, Track] = {}  # only a firing track has windows to decide when no signal comes
+def dry_run(
+    ruleset: RuleSet, signals: Iterable[dict], restored: dict | None = None, floor: int | None = None
+) -> list[dict]:
+    """The alert events the rules decide over `signals`; `restored` (the last alert per track key) and
+    `floor` (the commit's emit_after) resume a run as the job resumes after a restart."""
+    restored = restored or {}
+    rules = {r.id for r in ruleset.rules}
+    tracks: dict[str, Track] = {
+        key: restore(*key.split("|", 1), alert, floor)
+        for key, alert in restored.items()
+        if key.split("|", 1)[0] in rules
+    }
+    # only a firing track has windows to decide when no signal comes (the job's wake-up elements)
+    firing: dict[str, Track] = {key: track for key, track in tracks.items() if track.firing}
     emitted: list[dict] = []
     for group in window_groups(list(signals)):
         end = decision_order(group[0])[0]
@@ -50,7 +61,7 @@ def dry_run(ruleset: RuleSet, signals: Iterable[dict]) -> list[dict]:
             track = tracks.get(key)
             if track is None:
                 rule_id, place = key.split("|", 1)
-                track = tracks[key] = restore(rule_id, place, None)
+                track = tracks[key] = restore(rule_id, place, None, floor)
             rule = ruleset.by_id(track.rule_id)
             if panes[0].get("pane") != "EARLY":
                 emitted += absent_before(track, rule, ruleset.risk_factors, end)

@@ -2,7 +2,7 @@
 
 A series holds, for one place and one window spec, the latest pane of each indicator's signal per window
 end: {end_ms: {indicator_id: {count, weighted_count, fatalities, distinct_sources, evidence}}}. A window
-with no signal counted nothing: it is zero, not unknown, once the place has any history (`first_end`).
+with no signal counted nothing: it is zero, not unknown, once the place has a signal in the rule's history.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def measured_at(rule: Rule, series: dict, end: int) -> float:
     return 100.0 * value / volume if volume else 0.0
 
 
-def measure(rule: Rule, series: dict, first_end: int | None, end: int) -> tuple[float, float, bool, list]:
+def measure(rule: Rule, series: dict, end: int) -> tuple[float, float, bool, list]:
     """(value, current, ready, explaining values) of a rule at one window end."""
     size = rule.size_ms
     if rule.kind == "risk_score":
@@ -58,11 +58,15 @@ def measure(rule: Rule, series: dict, first_end: int | None, end: int) -> tuple[
     name = _series_name(rule)
     if rule.kind == "threshold":
         return current, current, True, []
-    # Only windows since the place's first signal are history: before that nothing is known (a country's
-    # first signal is not a rise from zero).
+    # Only windows since the place's first signal are history: before that nothing is known (a place's
+    # first signal is not a rise from zero). Its first signal within the rule's history (the windows the
+    # job keeps and re-reads after a restart, `Rule.history_windows`), not ever: a decision then reads
+    # only what a restarted job re-reads and a replay started later holds too, so neither changes it.
     back = rule.previous_windows if rule.kind == "rate_of_change" else rule.baseline_windows
     ends = [end - k * size for k in range(1, back + 1)]
-    known = [e for e in ends if first_end is not None and e >= first_end]
+    horizon = end - rule.history_windows * size
+    seen = [e for e in series if horizon <= e < end]
+    known = [e for e in ends if seen and e >= min(seen)]
     history = [measured_at(rule, series, e) for e in known]
     if rule.kind == "rate_of_change":
         if not history:
@@ -84,8 +88,8 @@ def measure(rule: Rule, series: dict, first_end: int | None, end: int) -> tuple[
     return (current - mean) / max(std, STD_FLOOR), current, ready, extra
 
 
-def evaluate(rule: Rule, series: dict, first_end: int | None, end: int) -> Evaluation:
-    value, current, ready, extra = measure(rule, series, first_end, end)
+def evaluate(rule: Rule, series: dict, end: int) -> Evaluation:
+    value, current, ready, extra = measure(rule, series, end)
     value = round(value, 4)
     raw = current if rule.kind == "risk_score" else field_at(series, end, rule.indicator, rule.field)
     floor_ok = raw >= rule.floor
@@ -103,9 +107,9 @@ def evaluate(rule: Rule, series: dict, first_end: int | None, end: int) -> Evalu
     return Evaluation(value, current, level, active, sources, values, _evidence(rule, series, end))
 
 
-def breached(rule: Rule, series: dict, first_end: int | None, end: int) -> bool:
+def breached(rule: Rule, series: dict, end: int) -> bool:
     """Whether one window meets the firing condition (a level and the minimum of distinct sources)."""
-    ev = evaluate(rule, series, first_end, end)
+    ev = evaluate(rule, series, end)
     return ev.level is not None and ev.sources >= rule.min_sources
 
 

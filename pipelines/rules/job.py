@@ -20,7 +20,7 @@ from tocsin.cli_errors import exit_with_errors
 from tocsin.kafka.read import read_topic
 from tocsin.kafka.topics import ALERTS, SIGNALS
 from tocsin.pipelines.indicators.catalogue import load_catalogue
-from tocsin.pipelines.io.commit import CommitWhenDurable
+from tocsin.pipelines.io.commit import CommitWhenDurable, resume_floor
 from tocsin.pipelines.io.dead_letters import EncodeDeadLetters, LateToDeadLetter
 from tocsin.pipelines.io.encode import EncodeAvro
 from tocsin.pipelines.io.kafka_sink import WriteToKafka
@@ -54,13 +54,21 @@ def restored_alerts(client: dict, topic: str) -> dict[str, dict]:
     return latest_alerts(decode(record.value) for record in read_topic(client, topic))
 
 
-def build_streaming(pipeline, opts: KafkaOptions, client: dict, ruleset: RuleSet, known, restored):
+def group_id_for(opts: KafkaOptions, known) -> str:
+    return opts.group_id or f"tocsin.alerts.{known.alerts_topic}"
+
+
+def build_streaming(
+    pipeline, opts: KafkaOptions, client: dict, ruleset: RuleSet, known, restored, floor: int | None = None
+):
+    """`restored`: the last alert per track key on the alert topic; `floor`: the emit_after of the
+    group's last commit (windows decided before the restart: see lifecycle.restore)."""
     lateness_s = known.allowed_lateness
     config = SourceConfig(
         decode=SignalWithEventTime(),
         client=client,
         topics=(known.signals_topic,),
-        group_id=opts.group_id or f"tocsin.alerts.{known.alerts_topic}",
+        group_id=group_id_for(opts, known),
         start=opts.start,
         idle_timeout=opts.idle_timeout,
         close_when_idle=opts.close_when_idle,
@@ -72,7 +80,7 @@ def build_streaming(pipeline, opts: KafkaOptions, client: dict, ruleset: RuleSet
     written = (
         read.records
         | "Signal" >> beam.Map(lambda r: r.value)
-        | "Alerts" >> Alerts(ruleset, restored)
+        | "Alerts" >> Alerts(ruleset, restored, floor)
         | "EncodeAlerts" >> EncodeAvro("Alert")
         | "WriteAlerts" >> WriteToKafka(client, known.alerts_topic)
     )
@@ -128,17 +136,23 @@ def run(argv: list[str] | None = None) -> None:
     port = serve_metrics(opts.metrics_port)
     with kafka_reached(client):
         restored = restored_alerts(client, known.alerts_topic)
+        floor = (
+            resume_floor(client, group_id_for(opts, known), [known.signals_topic])
+            if opts.start == "committed"
+            else None
+        )
     log.info(
         "starting",
         rules=[r.id for r in ruleset.rules],
         signals_topic=known.signals_topic,
         alerts_topic=known.alerts_topic,
         restored_alerts=len(restored),
+        resume_floor_ms=floor,
         metrics_port=port,
         runner=options.get_all_options()["runner"],
     )
     with beam.Pipeline(options=options) as pipeline:
-        build_streaming(pipeline, opts, client, ruleset, known, restored)
+        build_streaming(pipeline, opts, client, ruleset, known, restored, floor)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ class Track:
     rule_id: str
     place: str  # ISO3, or ISO3/region
     series: dict = field(default_factory=dict)  # {end_ms: {indicator: {fields..., evidence, pane_index}}}
-    first_end: int | None = None
     decided_end: int | None = None  # latest window decided on complete data
     alert: dict | None = None  # last alert emitted (or restored)
     quiet_until: int | None = None  # restored: emit nothing until a window past this end is decided
@@ -67,11 +66,18 @@ def keyed_by_rule(ruleset, signal: dict):
         yield track_key(rule.id, place_of(signal)), signal
 
 
-def restore(rule_id: str, place: str, alert: dict | None) -> Track:
-    """A Track resumed after a restart from the last alert on the alert topic."""
+def restore(rule_id: str, place: str, alert: dict | None, floor: int | None = None) -> Track:
+    """A Track resumed after a restart: its last alert on the alert topic, and the commit's `floor`.
+
+    Windows ending at or before the floor were decided before the restart (their events, if any, are
+    on the alert topic), and so were those up to the last alert's window: the resumed track decides
+    them again only to rebuild its series, quietly. Without the floor, a firing alert whose windows after
+    its last event (unchanged, so never re-emitted) lie before the re-read signals would see them as
+    empty and resolve: a restart would close a live warning.
+    """
     track = Track(rule_id, place, alert=alert)
-    if alert is not None:
-        track.quiet_until = epoch_ms(alert["window_end"])
+    ends = [e for e in (floor, alert and epoch_ms(alert["window_end"])) if e is not None]
+    track.quiet_until = max(ends) if ends else None
     return track
 
 
@@ -92,7 +98,6 @@ def _record(track: Track, signal: dict) -> bool:
         "evidence": signal.get("evidence", []),
         "pane_index": signal.get("pane_index", 0),
     }
-    track.first_end = end if track.first_end is None else min(track.first_end, end)
     return True
 
 
@@ -196,12 +201,16 @@ def _decide(track: Track, rule: Rule, risk_factors: dict, end: int, complete: bo
             complete = False  # a later window's early pane already raised the alert: no flapping back
         else:
             track.raised_end = None
-    ev = evaluate(rule, track.series, track.first_end, end)
+    ev = evaluate(rule, track.series, end)
     new = _next_state(track, rule, risk_factors, end, ev, complete)
     if track.quiet_until is not None:
         if end <= track.quiet_until:
             return []  # rebuilding the history of a restored alert: it was decided before the restart
-        track.quiet_until = None
+        if complete:
+            # Only a complete window past it ends the replay. An early pane of a later window comes
+            # first after a restart (decided at once, while re-read complete panes wait for the
+            # watermark); had it ended the quiet, that history would be decided and emitted again.
+            track.quiet_until = None
     if new is None:
         return []
     if not complete:
@@ -216,7 +225,7 @@ def _next_state(track: Track, rule: Rule, risk_factors: dict, end: int, ev: Eval
         if ev.level is None or ev.sources < rule.min_sources:
             return None
         for k in range(1, rule.for_windows):
-            if not breached(rule, track.series, track.first_end, end - k * rule.period_ms):
+            if not breached(rule, track.series, end - k * rule.period_ms):
                 return None
         return _alert(rule, risk_factors, track.place, end, ev, FIRING, None, ev.level)
     if complete and ev.active is False:

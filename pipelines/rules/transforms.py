@@ -1,6 +1,6 @@
 """Beam stage: indicator signals -> alert events, with the lifecycle of each (rule, place) in Beam state.
 
-`Alerts(ruleset, restored)` composes two steps: KeyByRule sends each signal to every rule that reads it
+`Alerts(ruleset, restored, floor)` composes two steps: KeyByRule sends each signal to every rule that reads it
 (its indicator, window spec and kind of place), keyed "rule_id|place"; AlertLifecycle keeps a Track per key
 in state and emits what `lifecycle.observe` / `lifecycle.absent` decide.
 
@@ -72,15 +72,16 @@ class AlertLifecycle(beam.DoFn):
     PENDING_MAX = ReadModifyWriteStateSpec("pending_max", PickleCoder())
     DUE = TimerSpec("due", TimeDomain.WATERMARK)
 
-    def __init__(self, ruleset: RuleSet, restored: dict[str, dict] | None = None):
+    def __init__(self, ruleset: RuleSet, restored: dict[str, dict] | None = None, floor: int | None = None):
         self.ruleset = ruleset
         self.restored = restored or {}
+        self.floor = floor
 
     def _track(self, key: str, state):
         track = state.read()
         if track is None:
             rule_id, place = key.split("|", 1)
-            track = restore(rule_id, place, self.restored.get(key))
+            track = restore(rule_id, place, self.restored.get(key), self.floor)
         return track
 
     def process(
@@ -166,10 +167,11 @@ def _counted(events):
 class Alerts(beam.PTransform):
     """signals -> alert events (dicts of the Alert schema)."""
 
-    def __init__(self, ruleset: RuleSet, restored: dict[str, dict] | None = None):
+    def __init__(self, ruleset: RuleSet, restored: dict[str, dict] | None = None, floor: int | None = None):
         super().__init__()
         self.ruleset = ruleset
         self.restored = restored
+        self.floor = floor
 
     def expand(self, signals):
         keyed = signals | "KeyByRule" >> beam.ParDo(KeyByRule(self.ruleset))
@@ -184,7 +186,7 @@ class Alerts(beam.PTransform):
         if firing:
             wake = signals.pipeline | "RestoredFiring" >> beam.Create([(key, None) for key in firing])
             keyed = (keyed, wake) | "WithRestored" >> beam.Flatten()
-        return keyed | "Lifecycle" >> beam.ParDo(AlertLifecycle(self.ruleset, self.restored))
+        return keyed | "Lifecycle" >> beam.ParDo(AlertLifecycle(self.ruleset, self.restored, self.floor))
 
 
 def latest_alerts(alerts) -> dict[str, dict]:

@@ -73,10 +73,10 @@ def stamped(s: dict) -> TimestampedValue:
     return TimestampedValue(s, signal_event_time(s) / 1000)
 
 
-def run(stream: TestStream, expected: list, restored=None) -> None:
+def run(stream: TestStream, expected: list, restored=None, floor=None) -> None:
     """Run Alerts over the stream; check (status, severity, window end hour, sequence) of what it emits."""
     with beam.Pipeline(options=streaming_options([])) as p:
-        alerts = p | stream | "Alerts" >> Alerts(RULESET, restored)
+        alerts = p | stream | "Alerts" >> Alerts(RULESET, restored, floor)
         shown = alerts | beam.Map(
             lambda a: (a["status"], a["severity"], (a["window_end"] // 1000 - T0) // H, a["sequence"])
         )
@@ -176,3 +176,30 @@ def test_an_early_pane_raises_the_alert_before_its_window_closes():
     stream = TestStream().add_elements([stamped(signal(1, 11, pane="EARLY"))])
     # The stream then ends: window 1 keeps its early value (no change), window 2 got nothing and resolves.
     run(stream, [("FIRING", "WARNING", 1, 1), ("RESOLVED", "WARNING", 2, 2)])
+
+
+def test_after_a_restart_an_early_pane_first_and_windows_decided_unchanged_change_nothing():
+    # Before the restart: FIRING at 1, UPDATED (warning) at 2, then windows 3 to 5 unchanged (same
+    # evidence, so no event), all committed (floor: window 5). The restarted job re-reads from window 4
+    # (the rules' history before the floor) and meets an early pane of window 7 before any complete
+    # pane, as the Beam stage decides early panes at once. An uninterrupted run emits nothing more until
+    # window 7 resolves the alert; so must the restarted one: no RESOLVED of a live warning from windows
+    # 3 to 5 seen empty, no UPDATED again from the early pane ending the replay of its history.
+    track = Track("fights", "SDN")
+    emitted = [
+        a
+        for s in (signal(1, 6), signal(2, 12), signal(3, 12), signal(4, 12), signal(5, 12))
+        for a in observe(track, RULESET.rules[0], RULESET.risk_factors, s)
+    ]
+    assert [a["status"] for a in emitted] == ["FIRING", "UPDATED"]
+    restored = {track_key("fights", "SDN"): emitted[-1]}  # WARNING, window 2
+    floor = (T0 + 5 * H) * 1000
+    stream = (
+        TestStream()
+        .add_elements([stamped(signal(7, 11, pane="EARLY"))])
+        .add_elements([stamped(s) for s in (signal(4, 12), signal(5, 12), signal(6, 12))])
+        .advance_watermark_to(T0 + 7 * H)
+        .add_elements([stamped(signal(7, 2, index=1))])
+        .advance_watermark_to(T0 + 9 * H)
+    )
+    run(stream, [("RESOLVED", "WARNING", 7, 3)], restored, floor)
