@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import argparse
 import typing
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from typing import TypeVar
 
 from apache_beam.options.pipeline_options import PipelineOptions
 from pydantic import ValidationError
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from tocsin.cli_errors import KAFKA_UNREACHABLE, fail, kafka_unreachable_line
 from tocsin.config import KafkaSettings
 from tocsin.durations import parse_duration_or_zero
 from tocsin.kafka.topics import DEAD_LETTERS
 from tocsin.runners import batch_options, streaming_options
+from tocsin.telemetry.logging import get_logger
 from tocsin.validation import error_messages
+
+T = TypeVar("T")
 
 # Every Kafka setting is a job flag too, but the bootstrap timeout (TOCSIN_KAFKA_BOOTSTRAP_TIMEOUT or its
 # default): a job's first broker contact fails as fast as the CLI's.
@@ -105,6 +109,15 @@ class KafkaOptions(PipelineOptions):
             help="Event-time disorder tolerated before a record counts as late (a duration: 5s, 1h)",
         )
         add(
+            "--broker-wait",
+            "--broker_wait",
+            dest="broker_wait",
+            type=duration_arg,
+            default=30,
+            help="How long the job retries a broker that does not answer at start, with backoff, before "
+            "it exits (a duration; 0s: at once)",
+        )
+        add(
             "--source-shards",
             "--source_shards",
             dest="source_shards",
@@ -181,10 +194,31 @@ def job_options(parser, beam_args: list[str], streaming: bool = True):
         fail(f"{parser.prog}: error: {error}")
 
 
-@contextmanager
-def kafka_reached(client: dict) -> Iterator[None]:
-    """Around what a job reads from Kafka before it starts: no broker is one line, not a traceback."""
+def when_kafka_answers(client: dict, wait_s: int, read: Callable[[], T], what: str) -> T:
+    """`read()`, what a job reads from Kafka before it starts, tried again while the broker does not
+    answer, for up to `wait_s` (a broker restarting, a cluster still starting): each wait is logged, with
+    backoff (1 s, 2 s, 4 s... at most 10 s). Then no broker is one line and a non-zero exit."""
+    servers = ",".join(client["bootstrap_servers"])
+
+    def waiting(state: RetryCallState) -> None:
+        get_logger(stage="pipeline").warning(
+            "kafka not answering, retrying",
+            what=what,
+            bootstrap=servers,
+            attempt=state.attempt_number,
+            retry_in_s=round(state.next_action.sleep, 1) if state.next_action else None,
+            waited_s=round(state.seconds_since_start or 0.0, 1),
+            broker_wait_s=wait_s,
+        )
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(KAFKA_UNREACHABLE),
+        stop=stop_after_delay(wait_s),
+        wait=wait_exponential(multiplier=1, max=10),
+        before_sleep=waiting,
+        reraise=True,
+    )
     try:
-        yield
+        return retrying(read)
     except KAFKA_UNREACHABLE as error:
-        fail(kafka_unreachable_line(",".join(client["bootstrap_servers"]), error))
+        fail(kafka_unreachable_line(servers, error))

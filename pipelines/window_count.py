@@ -34,7 +34,7 @@ from tocsin.pipelines.io.kafka_source import (
     ReadFromKafka,
     SourceConfig,
 )
-from tocsin.pipelines.options import JobArgumentParser, job_options, kafka_reached, parse_job_args
+from tocsin.pipelines.options import JobArgumentParser, job_options, parse_job_args, when_kafka_answers
 from tocsin.pipelines.windowspec import WindowSpec
 from tocsin.telemetry.logging import get_logger
 from tocsin.telemetry.metrics import serve_metrics
@@ -210,8 +210,16 @@ def run(argv: list[str] | None = None) -> None:
     elif known.value_format == "json":
         decode = JsonWithEventTime(known.event_time_field)
     group_id = opts.group_id or default_group_id(known.output_topic)
-    with kafka_reached(client):
-        emit_after = resume_floor(client, group_id, known.input_topics) if opts.start == "committed" else None
+    emit_after = (
+        when_kafka_answers(
+            client,
+            opts.broker_wait,
+            lambda: resume_floor(client, group_id, known.input_topics),
+            "the group's last commit",
+        )
+        if opts.start == "committed"
+        else None
+    )
     with beam.Pipeline(options=options) as pipeline:
         build(
             pipeline,

@@ -25,6 +25,7 @@ from pydantic_core import PydanticCustomError
 
 INT_MAX = 2**31 - 1  # Avro int
 FUTURE_SKEW = dt.timedelta(minutes=15)  # reporters' clocks and offsets are not exact
+EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)  # as the pipelines' normaliser: older is no report
 
 
 def _iso_string(value: Any) -> Any:
@@ -35,6 +36,8 @@ def _iso_string(value: Any) -> Any:
 
 
 def _not_future(value: dt.datetime) -> dt.datetime:
+    if value < EARLIEST:  # e.g. 0001-01-01T00:00+14:00, which no consumer could decode (year 0 in UTC)
+        raise PydanticCustomError("too_early", "Input should not be before 1900")
     if value > dt.datetime.now(dt.UTC) + FUTURE_SKEW:
         raise PydanticCustomError("future_datetime", "Input should not be in the future")
     return value
@@ -66,7 +69,7 @@ def _not_blank(value: str) -> str:
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 EventCode = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.-]+:\S+$", max_length=100)]
-Count = Annotated[int, Field(ge=0, le=INT_MAX)]
+Count = Annotated[int, Field(ge=0, le=INT_MAX, strict=True)]
 
 
 class FatalitiesIn(BaseModel):
@@ -99,8 +102,11 @@ class ReportIn(BaseModel):
     country: Annotated[str, AfterValidator(_country)]
     admin1: Annotated[Text, StringConstraints(max_length=200)] | None = None
     location_name: Annotated[Text, StringConstraints(max_length=500)] | None = None
-    latitude: Annotated[float, Field(ge=-90, le=90)] | None = None
-    longitude: Annotated[float, Field(ge=-180, le=180)] | None = Field(None, validate_default=True)
+    # strict: JSON true is not a coordinate, nor "13.5" (pydantic's lax mode would take both)
+    latitude: Annotated[float, Field(ge=-90, le=90, strict=True)] | None = None
+    longitude: Annotated[float, Field(ge=-180, le=180, strict=True)] | None = Field(
+        None, validate_default=True
+    )
     language: Annotated[str, AfterValidator(_language)] | None = None
     url: Annotated[HttpUrl, Field(max_length=2048)] | None = None
     event_codes: Annotated[list[EventCode], Field(max_length=50)] = []
@@ -109,7 +115,7 @@ class ReportIn(BaseModel):
     reporter: Annotated[str, StringConstraints(max_length=500), AfterValidator(_not_blank)] = Field(
         repr=False
     )
-    coarsen_km: Annotated[float, Field(gt=0, le=1000)] | None = None
+    coarsen_km: Annotated[float, Field(gt=0, le=1000, strict=True)] | None = None
     source_type: Literal["FIELD_MONITOR", "CIVIL_SOCIETY"]
 
     @field_validator("longitude")
@@ -145,12 +151,22 @@ def parse_report(body: bytes) -> ReportIn:
         data = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise BadRequest(["body: invalid JSON: not UTF-8"]) from None
+    except RecursionError:  # ~1,000 nested arrays: the parser's own limit, not a server error
+        raise BadRequest(["body: invalid JSON: nested too deep"]) from None
     except json.JSONDecodeError as exc:
         raise BadRequest([f"body: invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]) from None
     except ValueError as exc:
         raise BadRequest([f"body: invalid JSON: {exc}"]) from None
     if not isinstance(data, dict):
         raise BadRequest(["body: should be a JSON object"])
+    try:  # a \ud800 escape decodes to a lone surrogate: no UTF-8 (so no topic, no log) can hold it
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise BadRequest(["body: invalid JSON: nested too deep"]) from None
+    except UnicodeEncodeError:
+        raise BadRequest(
+            ["body: a string holds a lone surrogate (an unpaired \\ud800-\\udfff escape)"]
+        ) from None
     try:
         return ReportIn.model_validate(data)
     except ValidationError as exc:

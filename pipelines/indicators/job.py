@@ -55,8 +55,8 @@ from tocsin.pipelines.options import (
     KafkaOptions,
     duration_arg,
     job_options,
-    kafka_reached,
     parse_job_args,
+    when_kafka_answers,
 )
 from tocsin.serde.dead_letter import dead_letter
 from tocsin.telemetry.logging import get_logger
@@ -415,10 +415,16 @@ def run(argv: list[str] | None = None) -> None:
     )
     if not known.batch:
         group_id = opts.group_id or group_id_for(settings)
-        with kafka_reached(client):
-            emit_after = (
-                resume_floor(client, group_id, settings.input_topics) if opts.start == "committed" else None
+        emit_after = (
+            when_kafka_answers(
+                client,
+                opts.broker_wait,
+                lambda: resume_floor(client, group_id, settings.input_topics),
+                "the group's last commit",
             )
+            if opts.start == "committed"
+            else None
+        )
         log.info(
             "starting", mode="streaming", inputs=settings.input_topics, resume_floor_ms=emit_after, **common
         )
@@ -433,8 +439,12 @@ def run(argv: list[str] | None = None) -> None:
         except BadFile as error:  # one line naming the file, as `tocsin connect` reports it
             p.exit(1, f"error: {error}\n")
     else:
-        with kafka_reached(client):
-            letters = observations_from_topics(client, settings.input_topics, writer)
+        letters = when_kafka_answers(
+            client,
+            opts.broker_wait,
+            lambda: observations_from_topics(client, settings.input_topics, writer),
+            "the input topics",
+        )
     writer.close()
     log.info("starting", mode="batch", observations=writer.count, dead_letters=len(letters), **common)
     if known.output_file is not None:

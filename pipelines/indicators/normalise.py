@@ -24,12 +24,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from functools import lru_cache
 from urllib.parse import urlsplit
+
+import pycountry
 
 from tocsin.pipelines.indicators.casualties import read_deaths
 from tocsin.pipelines.indicators.folding import fold
 from tocsin.serde.avro import decode_plain
 from tocsin.timestamps import epoch_ms
+from tocsin.timestamps import now_ms as now
 
 STRUCTURED = frozenset({"CONFLICT_DATA", "EVENT_DATA"})
 MAX_TEXT = 4000
@@ -111,10 +115,39 @@ def _required(record: dict, fields: tuple[str, ...]) -> list[str]:
     return [f"{name}: missing" for name in fields if record.get(name) in (None, "")]
 
 
+# Kosovo has no ISO 3166-1 code; sources (UCDP through country_converter, the EU) use this user-assigned one.
+USER_ASSIGNED_COUNTRIES = frozenset({"XKX"})
+EARLIEST_EVENT_MS = -2_208_988_800_000  # 1900-01-01: older than any source tocsin reads
+FUTURE_SKEW_MS = 86_400_000  # a day: clocks and time zones, not reports from the future
+
+
+@lru_cache(maxsize=512)
+def _is_country(code: str) -> bool:
+    return code in USER_ASSIGNED_COUNTRIES or pycountry.countries.get(alpha_3=code) is not None
+
+
+def _semantic_errors(record: dict, now_ms: int | None = None) -> list[str]:
+    """What a schema cannot say: a real country, coordinates on the globe, a time in the record era.
+    Schema-valid nonsense (country ZZZ, latitude 999) would otherwise reach the windows."""
+    errors = []
+    country = record.get("country")
+    if country is not None and not _is_country(country):
+        errors.append(f"country: {country!r} is not an ISO 3166-1 alpha-3 code")
+    for name, bound in (("latitude", 90), ("longitude", 180)):
+        value = record.get(name)
+        if value is not None and not (isinstance(value, int | float) and -bound <= value <= bound):
+            errors.append(f"{name}: {value!r} is outside -{bound}..{bound}")
+    when = epoch_ms(record["event_time"])
+    latest = (now_ms if now_ms is not None else now()) + FUTURE_SKEW_MS
+    if not EARLIEST_EVENT_MS <= when <= latest:
+        errors.append(f"event_time: {when} ms is before 1900 or more than a day ahead")
+    return errors
+
+
 def from_incident(record: dict) -> dict:
     """An IncidentReport as an Observation (with `dedup_key` and `origin` beside the schema fields)."""
     errors = _required(record, ("id", "source", "event_time"))
-    if errors:
+    if errors or (errors := _semantic_errors(record)):
         raise NormaliseError(errors)
     source_type = record.get("source_type") or "OTHER"
     fatalities = record.get("fatalities") or {}
@@ -168,7 +201,7 @@ def span_days(record: dict) -> int:
 def from_news(record: dict) -> dict:
     """A NewsItem as an Observation: news carries no codes, only words, and the deaths they state."""
     errors = _required(record, ("id", "source", "event_time", "title"))
-    if errors:
+    if errors or (errors := _semantic_errors(record)):
         raise NormaliseError(errors)
     key = dedup_key("NEWS", record["id"], record.get("country"), record["title"])
     return {

@@ -30,8 +30,8 @@ from tocsin.pipelines.options import (
     KafkaOptions,
     duration_arg,
     job_options,
-    kafka_reached,
     parse_job_args,
+    when_kafka_answers,
 )
 from tocsin.pipelines.rules.config import RuleSet, load_rules
 from tocsin.pipelines.rules.transforms import Alerts, SignalWithEventTime, latest_alerts
@@ -134,13 +134,19 @@ def run(argv: list[str] | None = None) -> None:
     log = get_logger(stage="alerts")
     options, opts, client = job_options(p, beam_args)
     port = serve_metrics(opts.metrics_port)
-    with kafka_reached(client):
-        restored = restored_alerts(client, known.alerts_topic)
-        floor = (
-            resume_floor(client, group_id_for(opts, known), [known.signals_topic])
-            if opts.start == "committed"
-            else None
+    restored = when_kafka_answers(
+        client, opts.broker_wait, lambda: restored_alerts(client, known.alerts_topic), "the last alert states"
+    )
+    floor = (
+        when_kafka_answers(
+            client,
+            opts.broker_wait,
+            lambda: resume_floor(client, group_id_for(opts, known), [known.signals_topic]),
+            "the group's last commit",
         )
+        if opts.start == "committed"
+        else None
+    )
     log.info(
         "starting",
         rules=[r.id for r in ruleset.rules],

@@ -17,6 +17,7 @@ from tocsin.serde.avro import (
     SchemaRegistry,
     SerdeError,
     decode,
+    decode_plain,
     default_registry,
     encode,
     schema_fingerprint,
@@ -146,3 +147,11 @@ def test_unknown_writer_and_bad_header_are_clear_errors():
         decode(b'{"json": true}')
     with pytest.raises(SerdeError, match="^cannot decode tocsin.Response body: "):
         decode(message[:14])
+
+
+@pytest.mark.parametrize("read", [decode, decode_plain], ids=["decode", "decode_plain"])
+def test_a_valid_record_followed_by_more_bytes_is_refused(read):
+    message = encode(default_registry().get("Response"), fixture("Response"))
+    assert read(message)  # the record alone reads
+    with pytest.raises(SerdeError, match=r"^tocsin.Response body: 3 byte\(s\) after the record$"):
+        read(message + b"\x00\x02x")

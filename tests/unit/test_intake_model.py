@@ -174,3 +174,25 @@ def test_the_token_bucket_allows_a_burst_then_the_rate():
     now[0] = 0.5
     assert limiter.acquire("t") == 0.0
     assert limiter.acquire("t") == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    ("body", "errors"),
+    [
+        (b'{"title": ' + b"[" * 5000 + b"]" * 5000 + b"}", ["body: invalid JSON: nested too deep"]),
+        (
+            b'{"title": "market \\ud800 shelled"}',
+            ["body: a string holds a lone surrogate (an unpaired \\ud800-\\udfff escape)"],
+        ),
+        (GOOD | {"event_time": "0001-01-01T00:00:00+14:00"}, ["event_time: Input should not be before 1900"]),
+        (
+            GOOD | {"latitude": True, "longitude": "25.3"},
+            ["latitude: Input should be a valid number", "longitude: Input should be a valid number"],
+        ),
+        (GOOD | {"fatalities": {"best": True}}, ["fatalities.best: Input should be a valid integer"]),
+    ],
+    ids=["deep", "surrogate", "year-0", "bool-coordinate", "bool-count"],
+)
+def test_bodies_no_consumer_could_read_are_refused_with_the_reason(body, errors):
+    # each was a 500 or a 202 for a report no consumer could decode (a fuzzed intake found them)
+    assert errors_of(body) == errors

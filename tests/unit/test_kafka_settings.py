@@ -151,3 +151,36 @@ def test_topic_names_come_from_the_constants(path):
 
 def test_the_jobs_take_the_short_bootstrap_flag_as_every_command_does():
     assert job_client("-b", "k:1")["bootstrap_servers"] == ["k:1"]
+
+
+def test_a_job_retries_a_broker_that_does_not_answer_at_start_then_carries_on(capsys):
+    from kafka.errors import KafkaTimeoutError
+
+    from tocsin.pipelines.options import when_kafka_answers
+
+    attempts = []
+
+    def read():
+        attempts.append(len(attempts))
+        if len(attempts) < 3:  # a broker restarting: two refusals, then an answer
+            raise KafkaTimeoutError("Unable to bootstrap from [('k', 1)]")
+        return "read"
+
+    assert when_kafka_answers({"bootstrap_servers": ["k:1"]}, 30, read, "the commit") == "read"
+    assert len(attempts) == 3
+    logged = capsys.readouterr()
+    assert (logged.out + logged.err).count("kafka not answering, retrying") == 2
+
+
+def test_a_job_gives_up_after_its_broker_wait_in_one_line(capsys):
+    from kafka.errors import KafkaTimeoutError
+
+    from tocsin.pipelines.options import when_kafka_answers
+
+    def never():
+        raise KafkaTimeoutError("Unable to bootstrap from [('k', 1)]")
+
+    with pytest.raises(SystemExit) as ended:
+        when_kafka_answers({"bootstrap_servers": ["k:1"]}, 0, never, "the commit")
+    assert ended.value.code == 1
+    assert capsys.readouterr().err.splitlines()[-1].startswith("error: cannot reach Kafka at k:1")

@@ -174,3 +174,35 @@ def test_an_aggregators_report_is_its_publishers():
     assert from_news({**report, "authors": []})["origin"] == "reliefweb.int"  # publisher unknown: the host
     direct = {**report, "link": "https://www.unmissions.org/attack-bor", "authors": ["UNMISS"]}
     assert from_news(direct)["origin"] == "unmissions.org"  # a publisher's own site is its own origin
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"country": "ZZZ"}, "country: 'ZZZ' is not an ISO 3166-1 alpha-3 code"),
+        ({"latitude": 999.0}, "latitude: 999.0 is outside -90..90"),
+        ({"longitude": -180.5}, "longitude: -180.5 is outside -180..180"),
+        (
+            {"event_time": -62_135_596_800_000},
+            "event_time: -62135596800000 ms is before 1900 or more than a day ahead",
+        ),
+        (
+            {"event_time": 4_102_444_800_000},
+            "event_time: 4102444800000 ms is before 1900 or more than a day ahead",
+        ),
+    ],
+)
+def test_schema_valid_nonsense_is_a_normalise_error_with_the_reason(change, error):
+    record = {"id": "x:1", "source": "intake", "source_type": "FIELD_MONITOR",
+              "event_time": 1_600_000_000_000, "country": "SDN", "latitude": 13.5, "longitude": 25.3,
+              "title": "t"} | change  # fmt: skip
+    with pytest.raises(NormaliseError) as caught:
+        normalise("IncidentReport", record)
+    assert caught.value.errors == [error]
+    assert caught.value.reason == "normalise-error"  # the dead letter's reason, as every normalise error
+
+
+def test_kosovo_and_a_record_without_a_place_are_not_refused():
+    base = {"id": "x:1", "source": "intake", "event_time": 1_600_000_000_000, "title": "t"}
+    assert normalise("IncidentReport", base | {"country": "XKX"})["country"] == "XKX"
+    assert normalise("NewsItem", base)["country"] is None

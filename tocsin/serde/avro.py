@@ -156,9 +156,13 @@ def _read(message: bytes, registry: SchemaRegistry | None, parsed) -> tuple[dict
     body = io.BytesIO(message)
     body.seek(HEADER_SIZE)
     try:
-        return fastavro.schemaless_reader(body, *parsed(writer)), writer
+        record = fastavro.schemaless_reader(body, *parsed(writer))
     except Exception as exc:  # fastavro raises several types for corrupt bodies
         raise SerdeError(f"cannot decode {writer.name} body: {type(exc).__name__}: {exc}") from exc
+    extra = len(message) - body.tell()
+    if extra:  # a record is the whole message: bytes after it mean a corrupt or forged one
+        raise SerdeError(f"{writer.name} body: {extra} byte(s) after the record")
+    return record, writer
 
 
 def decode_plain(message: bytes, registry: SchemaRegistry | None = None) -> tuple[dict, Schema]:
