@@ -23,7 +23,7 @@ export TOCSIN_PROMETHEUS := $(abspath $(PROMETHEUS))
 export TOCSIN_PRISM_LOCATION := $(abspath $(PRISM))
 export TOCSIN_FLINK_JOB_SERVER_JAR := $(abspath $(FLINK_JAR))
 
-.PHONY: setup kafka-fetch prism flink prometheus chromium kafka-up kafka-down topics test test-unit lint bench demo clean
+.PHONY: setup kafka-fetch prism flink prometheus chromium kafka-up kafka-down topics test test-faults test-unit lint bench demo clean
 
 setup: $(VENV)/.installed
 
@@ -101,6 +101,15 @@ test: setup kafka-fetch prism flink prometheus chromium
 
 test-unit: setup
 	$(BIN)/pytest tests/unit
+
+# The fault suite: kills of the jobs at random points against an uninterrupted run, and the fuzzing at
+# ten times the examples `make test` tries (its fast part). Its own broker, as `make test`.
+test-faults: setup kafka-fetch prism
+	rm -rf $(CACHE)/kafka-test-data
+	$(TEST_KAFKA) $(BIN)/tocsin kafka up
+	$(TEST_KAFKA) TOCSIN_TEST_BOOTSTRAP=127.0.0.1:29092 TOCSIN_FUZZ_SCALE=10 \
+	    $(BIN)/pytest tests/faults -m "faults or not faults" -s; rc=$$?; \
+	    $(TEST_KAFKA) $(BIN)/tocsin kafka down; exit $$rc
 
 # Style, then the architecture contracts (pyproject.toml [tool.importlinter]; also a test in `make test`).
 lint: setup
