@@ -22,7 +22,7 @@ import json
 import apache_beam as beam
 from apache_beam.transforms import window
 
-from tocsin.pipelines.io.commit import CommitWhenDurable, resume_floor
+from tocsin.pipelines.io.commit import CommitWhenDurable, committed_floor
 from tocsin.pipelines.io.dead_letters import EncodeDeadLetters, LateToDeadLetter
 from tocsin.pipelines.io.decoders import AvroWithEventTime, JsonWithEventTime
 from tocsin.pipelines.io.kafka_sink import OutRecord, WriteToKafka
@@ -34,7 +34,7 @@ from tocsin.pipelines.io.kafka_source import (
     ReadFromKafka,
     SourceConfig,
 )
-from tocsin.pipelines.options import JobArgumentParser, job_options, parse_job_args, when_kafka_answers
+from tocsin.pipelines.options import JobArgumentParser, job_options, parse_job_args
 from tocsin.pipelines.windowspec import WindowSpec
 from tocsin.telemetry.logging import get_logger
 from tocsin.telemetry.metrics import serve_metrics
@@ -210,16 +210,7 @@ def run(argv: list[str] | None = None) -> None:
     elif known.value_format == "json":
         decode = JsonWithEventTime(known.event_time_field)
     group_id = opts.group_id or default_group_id(known.output_topic)
-    emit_after = (
-        when_kafka_answers(
-            client,
-            opts.broker_wait,
-            lambda: resume_floor(client, group_id, known.input_topics),
-            "the group's last commit",
-        )
-        if opts.start == "committed"
-        else None
-    )
+    emit_after = committed_floor(opts, client, group_id, known.input_topics)
     with beam.Pipeline(options=options) as pipeline:
         build(
             pipeline,

@@ -38,7 +38,7 @@ from tocsin.pipelines.indicators.transforms import (
     WindowSignals,
     WindowSpec,
 )
-from tocsin.pipelines.io.commit import CommitWhenDurable, resume_floor
+from tocsin.pipelines.io.commit import CommitWhenDurable, committed_floor
 from tocsin.pipelines.io.dead_letters import EncodeDeadLetters, LateToDeadLetter
 from tocsin.pipelines.io.encode import EncodeAvro
 from tocsin.pipelines.io.kafka_sink import WriteToKafka
@@ -415,16 +415,7 @@ def run(argv: list[str] | None = None) -> None:
     )
     if not known.batch:
         group_id = opts.group_id or group_id_for(settings)
-        emit_after = (
-            when_kafka_answers(
-                client,
-                opts.broker_wait,
-                lambda: resume_floor(client, group_id, settings.input_topics),
-                "the group's last commit",
-            )
-            if opts.start == "committed"
-            else None
-        )
+        emit_after = committed_floor(opts, client, group_id, settings.input_topics)
         log.info(
             "starting", mode="streaming", inputs=settings.input_topics, resume_floor_ms=emit_after, **common
         )

@@ -34,6 +34,7 @@ from apache_beam.utils.timestamp import Timestamp
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from tocsin.pipelines.options import when_kafka_answers
 from tocsin.telemetry.metrics import OFFSETS_COMMITTED, gauge
 
 COMMITTED_OFFSET = gauge(
@@ -204,3 +205,13 @@ def resume_floor(client: dict, group_id: str, topics) -> int | None:
         return min(floors) if floors else None
     finally:
         consumer.close()
+
+
+def committed_floor(opts, client: dict, group_id: str, topics) -> int | None:
+    """The emit_after of the group's last commit when the job resumes from it (`--start committed`),
+    read once the broker answers (resume_floor); None for any other start."""
+    if opts.start != "committed":
+        return None
+    return when_kafka_answers(
+        client, opts.broker_wait, lambda: resume_floor(client, group_id, topics), "the group's last commit"
+    )

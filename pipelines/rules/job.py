@@ -20,7 +20,7 @@ from tocsin.cli_errors import exit_with_errors
 from tocsin.kafka.read import read_topic
 from tocsin.kafka.topics import ALERTS, SIGNALS
 from tocsin.pipelines.indicators.catalogue import load_catalogue
-from tocsin.pipelines.io.commit import CommitWhenDurable, resume_floor
+from tocsin.pipelines.io.commit import CommitWhenDurable, committed_floor
 from tocsin.pipelines.io.dead_letters import EncodeDeadLetters, LateToDeadLetter
 from tocsin.pipelines.io.encode import EncodeAvro
 from tocsin.pipelines.io.kafka_sink import WriteToKafka
@@ -137,16 +137,7 @@ def run(argv: list[str] | None = None) -> None:
     restored = when_kafka_answers(
         client, opts.broker_wait, lambda: restored_alerts(client, known.alerts_topic), "the last alert states"
     )
-    floor = (
-        when_kafka_answers(
-            client,
-            opts.broker_wait,
-            lambda: resume_floor(client, group_id_for(opts, known), [known.signals_topic]),
-            "the group's last commit",
-        )
-        if opts.start == "committed"
-        else None
-    )
+    floor = committed_floor(opts, client, group_id_for(opts, known), [known.signals_topic])
     log.info(
         "starting",
         rules=[r.id for r in ruleset.rules],

@@ -16,6 +16,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.unit.test_intake_model import GOOD as GOOD_EXAMPLE
 from tocsin.connectors.intake.model import BadRequest, parse_report
 from tocsin.connectors.intake.record import to_record
 from tocsin.pipelines.indicators.normalise import NormaliseError, RawToObservation
@@ -39,20 +40,6 @@ def fuzz(examples: int):
 
 
 SECRET = "s" * 32
-GOOD_EXAMPLE = {
-    "title": "Shelling of the market",
-    "description": "Several houses hit in the morning.",
-    "event_time": "2024-05-01T07:30:00+03:00",
-    "country": "sdn",
-    "latitude": 13.6289,
-    "longitude": 25.3494,
-    "language": "en",
-    "url": "https://example.org/reports/1",
-    "event_codes": ["cameo:190"],
-    "fatalities": {"best": 4, "low": 3, "high": 6, "civilians": 4},
-    "reporter": "A monitor",
-    "source_type": "FIELD_MONITOR",
-}
 
 # JSON values of every kind, nested, with hostile strings (surrogate escapes are added below).
 json_values = st.recursive(
