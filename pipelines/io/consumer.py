@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import logging
 
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KafkaTopicPartition
 
 TIMEOUT_S = 10.0
 
@@ -54,6 +56,7 @@ class PartitionConsumer:
     """Reads assigned partitions from given offsets; knows their committed, first and end offsets."""
 
     def __init__(self, client: dict, group_id: str):
+        self._client, self._group_id = client, group_id
         self._consumer = Consumer(
             {
                 **librdkafka_config(client),
@@ -82,11 +85,19 @@ class PartitionConsumer:
         return sorted(metadata.partitions)
 
     def committed(self, tp: tuple) -> tuple[int, str | None] | None:
-        """(offset, metadata) committed for the group, or None."""
-        (found,) = self._consumer.committed([TopicPartition(*tp)], timeout=TIMEOUT_S)
-        if found.offset == OFFSET_INVALID or found.offset < 0:
+        """(offset, metadata) committed for the group, or None.
+
+        Read with kafka-python, which wrote it (io/commit.py): librdkafka reads a commit's metadata as a C
+        string and can return bytes past its end (librdkafka #4649), which made a restarted job fail on
+        undecodable metadata now and then."""
+        reader = KafkaConsumer(group_id=self._group_id, enable_auto_commit=False, **self._client)
+        try:
+            found = reader.committed(KafkaTopicPartition(*tp), metadata=True)
+        finally:
+            reader.close()
+        if found is None or found.offset is None or found.offset < 0:
             return None
-        return found.offset, found.metadata
+        return found.offset, found.metadata or None
 
     def first_and_end(self, tp: tuple) -> tuple[int, int]:
         return self._consumer.get_watermark_offsets(TopicPartition(*tp), timeout=TIMEOUT_S, cached=False)
