@@ -57,6 +57,7 @@ class PartitionConsumer:
 
     def __init__(self, client: dict, group_id: str):
         self._client, self._group_id = client, group_id
+        self._commits: KafkaConsumer | None = None  # kafka-python, for committed(): see there
         self._consumer = Consumer(
             {
                 **librdkafka_config(client),
@@ -77,6 +78,8 @@ class PartitionConsumer:
 
     def close(self) -> None:
         self._consumer.close()
+        if self._commits is not None:
+            self._commits.close()
 
     def partitions(self, topic: str) -> list[int]:
         metadata = self._consumer.list_topics(topic, timeout=TIMEOUT_S).topics.get(topic)
@@ -90,11 +93,9 @@ class PartitionConsumer:
         Read with kafka-python, which wrote it (io/commit.py): librdkafka reads a commit's metadata as a C
         string and can return bytes past its end (librdkafka #4649), which made a restarted job fail on
         undecodable metadata now and then."""
-        reader = KafkaConsumer(group_id=self._group_id, enable_auto_commit=False, **self._client)
-        try:
-            found = reader.committed(KafkaTopicPartition(*tp), metadata=True)
-        finally:
-            reader.close()
+        if self._commits is None:  # one client for every partition's commit, made when first needed
+            self._commits = KafkaConsumer(group_id=self._group_id, enable_auto_commit=False, **self._client)
+        found = self._commits.committed(KafkaTopicPartition(*tp), metadata=True)
         if found is None or found.offset is None or found.offset < 0:
             return None
         return found.offset, found.metadata or None
