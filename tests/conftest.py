@@ -114,6 +114,20 @@ def wait_for(predicate, timeout: float, interval: float = 0.2, message: str = "c
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}")
 
 
+def settled(read, job, quiet_s: float, timeout: float, what: str = "the topic") -> list:
+    """What read() returns once it has not changed for quiet_s while job runs (the job has caught up)."""
+    deadline, last, since = time.monotonic() + timeout, None, time.monotonic()
+    while time.monotonic() < deadline:
+        assert job.alive(), job.log_tail()
+        found = read()
+        if found != last:
+            last, since = found, time.monotonic()
+        elif found and time.monotonic() - since >= quiet_s:
+            return found
+        time.sleep(2)
+    raise AssertionError(f"{what} did not settle in {timeout:.0f}s ({len(last or [])} records)")
+
+
 def connect(bootstrap: str, topics: dict, *args: str) -> None:
     """Run a connector (`tocsin connect ARGS`) onto topics["raw"], with its dead-letter and state topics."""
     from typer.testing import CliRunner

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
+from tests.conftest import settled
 from tocsin.kafka.read import read_topic
 from tocsin.pipelines.rules.dryrun import read_signals
 from tocsin.serde.avro import decode, default_registry, encode
@@ -74,19 +75,6 @@ def events(bootstrap: str, topic: str) -> list[tuple]:
     return [(a["id"], a["sequence"], a["status"], a["severity"]) for a in found]
 
 
-def settled(bootstrap: str, topic: str, job, quiet_s: float = 45, timeout: float = 400) -> list[tuple]:
-    deadline, last, since = time.monotonic() + timeout, None, time.monotonic()
-    while time.monotonic() < deadline:
-        assert job.alive(), job.log_tail()
-        found = events(bootstrap, topic)
-        if found != last:
-            last, since = found, time.monotonic()
-        elif found and time.monotonic() - since >= quiet_s:
-            return found
-        time.sleep(2)
-    raise AssertionError(f"{topic} did not settle in {timeout:.0f}s")
-
-
 def test_ten_kills_of_the_alert_job_change_no_alert(bootstrap, make_topic, start_pipeline):
     signals, dlq = make_topic("signals", 3), make_topic("dlq")
     producer = KafkaProducer(bootstrap_servers=bootstrap)
@@ -98,7 +86,7 @@ def test_ten_kills_of_the_alert_job_change_no_alert(bootstrap, make_topic, start
 
     calm_alerts = make_topic("alerts-calm", 3)
     calm = start_pipeline(*alert_job(bootstrap, signals, calm_alerts, dlq, "calm"))
-    expected = settled(bootstrap, calm_alerts, calm)
+    expected = settled(lambda: events(bootstrap, calm_alerts), calm, 45, 400)
     calm.kill()
     print(f"uninterrupted: {len(expected)} events of {len({e[0] for e in expected})} alerts")
     assert len({e[0] for e in expected}) >= 20
@@ -120,7 +108,7 @@ def test_ten_kills_of_the_alert_job_change_no_alert(bootstrap, make_topic, start
         kills.append(len(events(bootstrap, killed_alerts)))
         job.kill()
     job = start_pipeline(*args)
-    got = settled(bootstrap, killed_alerts, job)
+    got = settled(lambda: events(bootstrap, killed_alerts), job, 45, 400)
     print(f"{KILLS} kills (alert events out at each: {kills}); {len(got)} events, {len(expected)} expected")
     assert len(got) == len(set(got)), "an alert event was emitted twice"
     assert sorted(got) == sorted(expected), sorted(set(got) ^ set(expected))[:5]

@@ -15,7 +15,7 @@ from collections import defaultdict
 import pytest
 import yaml
 
-from tests.conftest import DATA, connect, wait_for
+from tests.conftest import DATA, connect, settled, wait_for
 from tocsin.kafka.read import read_topic
 from tocsin.pipelines.indicators.catalogue import load_catalogue
 from tocsin.pipelines.rules.config import load_rules, packaged_rules_path
@@ -46,20 +46,6 @@ def topics(chain_topics):
 
 def records(bootstrap: str, topic: str) -> list:
     return read_topic({"bootstrap_servers": bootstrap}, topic)
-
-
-def settled(bootstrap: str, topic: str, pipeline, quiet_s: float, timeout: float) -> list:
-    """The topic's records once nothing new has come for quiet_s (the job has caught up)."""
-    deadline, last, since = time.monotonic() + timeout, -1, time.monotonic()
-    while time.monotonic() < deadline:
-        assert pipeline.alive(), pipeline.log_tail()
-        found = records(bootstrap, topic)
-        if len(found) != last:
-            last, since = len(found), time.monotonic()
-        elif found and time.monotonic() - since >= quiet_s:
-            return found
-        time.sleep(2)
-    raise AssertionError(f"{topic} did not settle in {timeout:.0f}s ({last} records)")
 
 
 COMMON = ("--max-out-of-orderness", "1500000000s", "--close-when-idle", "--idle-timeout", "2s")
@@ -98,7 +84,9 @@ def test_real_data_through_connectors_and_signals_raise_alerts_with_their_eviden
         "--early-after", "0",
         *COMMON,
     )  # fmt: skip
-    signals = [decode(r.value) for r in settled(bootstrap, topics["signals"], indicators, 15, 300)]
+    signals = [
+        decode(r.value) for r in settled(lambda: records(bootstrap, topics["signals"]), indicators, 15, 300)
+    ]
     indicators.kill()
 
     rules_file = tmp_path / "rules.yaml"
@@ -144,7 +132,9 @@ def test_real_data_through_connectors_and_signals_raise_alerts_with_their_eviden
     job.kill()
     restarted = start_pipeline(*alert_job(bootstrap, topics, rules_file, "a-e2e"))
     time.sleep(20)
-    after = [decode(r.value) for r in settled(bootstrap, topics["alerts"], restarted, 15, 120)]
+    after = [
+        decode(r.value) for r in settled(lambda: records(bootstrap, topics["alerts"]), restarted, 15, 120)
+    ]
     keys = [(a["id"], a["sequence"]) for a in after]
     assert len(keys) == len(set(keys)), "an alert state was emitted twice"
     assert len(after) >= len(alerts)
