@@ -1,144 +1,161 @@
-"""The router's HTTP API for responders: token per organisation; an organisation sees and answers only
-the alerts routed, escalated or referred to its receivers. Silences need an organisation marked admin;
-a revoked organisation's token is refused (403).
+"""The router's HTTP API for responders, on tocsin's web stack (`tocsin.web`): a token per organisation;
+an organisation sees and answers only the alerts routed, escalated or referred to its receivers.
+Silences need an organisation marked admin; a revoked organisation's token is refused (403).
 
     GET  /v1/alerts                       the organisation's alerts, with any answer
     POST /v1/alerts/{id}/responses        {"kind": "acknowledged"|"action_taken"|"declined"|"referred"
                                            |"comment", "responder", "description", "reason", "referred_to"}
     GET  /v1/silences                     POST /v1/silences {"matchers", "author", "reason", "duration_s"}
     DELETE /v1/silences/{id}?author=NAME
-    GET  /healthz
+    GET  /healthz, /readyz (503 until the router has read its ledger, and while Kafka does not answer),
+         /openapi.json
+
+An alert id may hold '/' (a region's alert: `rule:ETH/Tigray:...`), as it is or percent-encoded.
 """
 
-from __future__ import annotations
-
 import json
-import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from typing import Annotated
 
-from tocsin.organisations import Organisation, bearer_token, find_by_token
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from tocsin.kafka.probe import KafkaProbe
+from tocsin.organisations import Organisation
 from tocsin.router.service import Forbidden, Invalid, Router
+from tocsin.web.app import Problem, authorise, read_body, web_app
+from tocsin.web.server import WebServer
 
-RESPONSES_PATH = re.compile(r"^/v1/alerts/(?P<id>[^/]+)/responses$")
-SILENCE_PATH = re.compile(r"^/v1/silences/(?P<id>[^/]+)$")
 MAX_BODY = 64 * 1024
+REQUEST_TIMEOUT_S = 30.0
+
+Text = Annotated[str, Field(strict=True, max_length=10_000)]
 
 
-class RouterAPI(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address, router: Router):
-        super().__init__(address, _Handler)
-        self.router = router
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def organisation(self, header: str | None) -> Organisation | None:
-        """The organisation of an `Authorization: Bearer` header (a revoked one too), or None."""
-        token = bearer_token(header)
-        return None if token is None else find_by_token(self.router.config.organisations.values(), token)
-
-    def serve_in_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, name="router-api", daemon=True)
-        thread.start()
-        return thread
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: RouterAPI
+class ResponseIn(_Body):
+    kind: Text = ""  # acknowledged, action_taken, declined, referred or comment: the router says which
+    responder: Text = ""
+    description: Text | None = None
+    reason: Text | None = None
+    referred_to: Text | None = None
 
-    def log_message(self, *args):  # structured logging instead of stderr lines
-        pass
 
-    def _send(self, status: int, body) -> None:
-        data = json.dumps(body, sort_keys=True, default=str).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+class SilenceIn(_Body):
+    matchers: list[Text] = []
+    author: Text = ""
+    reason: Text = ""
+    starts_at: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    ends_at: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    duration_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0
 
-    def _org(self):
-        org = self.server.organisation(self.headers.get("Authorization"))
-        if org is None:
-            self._send(401, {"errors": ["authorization: a valid 'Bearer <token>' is needed"]})
-        elif org.revoked:
-            self._send(403, {"errors": ["authorization: this token has been revoked"]})
-            return None
+
+async def _json_object(request: Request, model: type[_Body]) -> dict:
+    """The body as the model validates it (only the keys given), or Problem 400/408/413."""
+    raw = await read_body(request, MAX_BODY, REQUEST_TIMEOUT_S)
+    try:
+        body = json.loads(raw or b"{}")
+    except json.JSONDecodeError as error:
+        raise Problem(400, [f"body: invalid JSON: {error.msg}"]) from None
+    except (RecursionError, UnicodeDecodeError):
+        raise Problem(400, ["body: not JSON that can be read (nested too deeply, or not UTF-8)"]) from None
+    if not isinstance(body, dict):
+        raise Problem(400, ["body: a JSON object is needed"])
+    try:
+        return model.model_validate(body).model_dump(exclude_unset=True)
+    except ValidationError as error:
+        raise Problem(400, [_message(e) for e in error.errors()]) from None
+
+
+def _message(error: dict) -> str:
+    return f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}"
+
+
+def router_app(router: Router, ready=None):
+    app = web_app(
+        "tocsin router",
+        description="The alerts routed to an organisation, its answers, and silences.",
+        ready=ready,
+        access_event="router request",
+    )
+
+    def organisation(request: Request) -> Organisation:
+        org = authorise(router.config.organisations.values(), request.headers.get("authorization"))
+        request.state.log = {"organisation": org.name}
         return org
 
-    def _body(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self._send(413, {"errors": [f"body: larger than {MAX_BODY} bytes"]})
-            return None
-        try:
-            body = json.loads(self.rfile.read(length) or b"{}")
-        except json.JSONDecodeError as error:
-            self._send(400, {"errors": [f"body: invalid JSON: {error.msg}"]})
-            return None
-        if not isinstance(body, dict):
-            self._send(400, {"errors": ["body: a JSON object is needed"]})
-            return None
-        return body
+    Org = Annotated[Organisation, Depends(organisation)]
 
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        path = urlsplit(self.path).path
-        if path == "/healthz":
-            return self._send(200, {"status": "ok"})
-        org = self._org()
-        if org is None:
-            return None
-        if path == "/v1/alerts":
-            return self._send(200, {"alerts": self.server.router.visible(org.name)})
-        if path == "/v1/silences":
-            silences = [s.__dict__ for s in self.server.router.state.silences.values()]
-            return self._send(200, {"silences": silences})
-        return self._send(404, {"errors": [f"path: no {path}"]})
-
-    def do_POST(self):  # noqa: N802
-        path = urlsplit(self.path).path
-        org = self._org()
-        if org is None:
-            return None
-        body = self._body()
-        if body is None:
-            return None
-        router = self.server.router
-        found = RESPONSES_PATH.match(path)
-        try:
-            if found:
-                return self._send(201, router.respond(org.name, found["id"], body))
-            if path == "/v1/silences":
-                if not org.admin:
-                    return self._send(403, {"errors": ["organisation: silences need an admin organisation"]})
-                return self._send(201, router.create_silence(org.name, body))
-        except Forbidden:
-            return self._send(404, {"errors": ["alert: no such alert routed to this organisation"]})
-        except Invalid as error:
-            return self._send(400, {"errors": error.errors})
-        return self._send(404, {"errors": [f"path: no {path}"]})
-
-    def do_DELETE(self):  # noqa: N802
-        parts = urlsplit(self.path)
-        org = self._org()
-        if org is None:
-            return None
-        found = SILENCE_PATH.match(parts.path)
-        if not found:
-            return self._send(404, {"errors": [f"path: no {parts.path}"]})
+    def admin(org: Org) -> Organisation:
         if not org.admin:
-            return self._send(403, {"errors": ["organisation: silences need an admin organisation"]})
-        author = (parse_qs(parts.query).get("author") or [""])[0]
-        if not author:
-            return self._send(400, {"errors": ["author: missing"]})
+            raise Problem(403, ["organisation: silences need an admin organisation"])
+        return org
+
+    Admin = Annotated[Organisation, Depends(admin)]
+
+    @app.get("/v1/alerts")
+    async def alerts(org: Org):
+        return {"alerts": await run_in_threadpool(router.visible, org.name)}
+
+    @app.post(
+        "/v1/alerts/{alert_id:path}/responses",
+        status_code=201,
+        openapi_extra={"requestBody": _schema(ResponseIn)},
+    )
+    async def respond(alert_id: str, request: Request, org: Org):
+        body = await _json_object(request, ResponseIn)
         try:
-            self.server.router.expire_silence(org.name, found["id"], author)
+            answer = await run_in_threadpool(router.respond, org.name, alert_id, body)
+        except Forbidden:
+            raise Problem(404, ["alert: no such alert routed to this organisation"]) from None
+        except Invalid as error:
+            raise Problem(400, error.errors) from None
+        return JSONResponse(answer, status_code=201)
+
+    @app.get("/v1/silences")
+    async def silences(org: Org):
+        return {"silences": [s.__dict__ for s in router.state.silences.values()]}
+
+    @app.post("/v1/silences", status_code=201, openapi_extra={"requestBody": _schema(SilenceIn)})
+    async def create_silence(request: Request, org: Admin):
+        body = await _json_object(request, SilenceIn)
+        try:
+            silence = await run_in_threadpool(router.create_silence, org.name, body)
+        except Invalid as error:
+            raise Problem(400, error.errors) from None
+        return JSONResponse(silence, status_code=201)
+
+    @app.delete("/v1/silences/{silence_id}")
+    async def expire_silence(silence_id: str, org: Admin, author: str = ""):
+        if not author:
+            raise Problem(400, ["author: missing"])
+        try:
+            await run_in_threadpool(router.expire_silence, org.name, silence_id, author)
         except KeyError:
-            return self._send(404, {"errors": ["silence: no such silence"]})
-        return self._send(200, {"expired": found["id"]})
+            raise Problem(404, ["silence: no such silence"]) from None
+        return {"expired": silence_id}
+
+    return app
+
+
+def _schema(model: type[BaseModel]) -> dict:
+    return {"content": {"application/json": {"schema": model.model_json_schema()}}, "required": True}
+
+
+class RouterAPI(WebServer):
+    """The API served on host:port (0: a free port); the socket is bound here, served from start()."""
+
+    def __init__(self, router: Router, host: str = "127.0.0.1", port: int = 0):
+        self.router = router
+        probe = KafkaProbe(router.client)
+
+        def ready() -> list[str]:
+            if not router.started:
+                return ["router: still reading its ledger"]
+            return probe()
+
+        super().__init__(router_app(router, ready), host, port, name="router-api")

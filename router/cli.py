@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 import typer
 
@@ -69,22 +70,22 @@ def serve(
         fail(f"error: --listen {listen}: not host:port")
     router = Router(settings, kafka.client_config(), topics)
     try:  # bound before Kafka is reached; served once the router has started
-        api = RouterAPI((host, int(port)), router)
+        api = RouterAPI(router, host, int(port))
     except OSError as error:  # the port is taken, or the address is not this machine's
         fail(f"error: --listen {listen}: {error.strerror or error}")
     try:
         with operator_errors(kafka):  # no broker
             router.start()
     except LedgerBroken as broken:
-        api.server_close()
+        api.stop()
         fail(
             f"error: the ledger {broken.topic} does not verify ({len(broken.problems)} problem(s), the "
             f"first: {broken.problems[0]}); the router will not extend it: see `tocsin ledger verify`"
         )
     except SystemExit:
-        api.server_close()
+        api.stop()
         raise
-    api.serve_in_thread()
+    api.start()
     served = serve_metrics(metrics_port)
     get_logger(stage="router").info(
         "router serving", api=api.url, metrics_port=served, alerts_topic=alerts_topic
@@ -96,7 +97,7 @@ def serve(
     except KeyboardInterrupt:
         pass
     finally:
-        api.shutdown()
+        api.stop()
         router.close()
 
 
@@ -167,7 +168,7 @@ def ack(alert_id: str, responder: Responder, url: Url = "http://127.0.0.1:9095",
         url,
         token,
         "POST",
-        f"/v1/alerts/{alert_id}/responses",
+        f"/v1/alerts/{quote(alert_id, safe='')}/responses",
         {"kind": "acknowledged", "responder": responder},
     )
     typer.echo(f"acknowledged {alert_id}")
@@ -197,7 +198,7 @@ def decide(
         "reason": declined,
         "referred_to": referred_to,
     }
-    _call(url, token, "POST", f"/v1/alerts/{alert_id}/responses", body)
+    _call(url, token, "POST", f"/v1/alerts/{quote(alert_id, safe='')}/responses", body)
     typer.echo(f"{chosen[0]} recorded for {alert_id}")
 
 
@@ -207,7 +208,7 @@ def comment(
 ) -> None:
     """Add a comment to an alert's record."""
     body = {"kind": "comment", "responder": responder, "description": text}
-    _call(url, token, "POST", f"/v1/alerts/{alert_id}/responses", body)
+    _call(url, token, "POST", f"/v1/alerts/{quote(alert_id, safe='')}/responses", body)
     typer.echo(f"commented on {alert_id}")
 
 
@@ -251,7 +252,7 @@ def silence_expire(
     token: Token = "",
 ) -> None:
     """End a silence now."""
-    _call(url, token, "DELETE", f"/v1/silences/{silence_id}?author={urllib.request.quote(author)}")
+    _call(url, token, "DELETE", f"/v1/silences/{quote(silence_id, safe='')}?author={quote(author, safe='')}")
     typer.echo(f"expired {silence_id}")
 
 

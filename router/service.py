@@ -82,6 +82,7 @@ class Router:
         self.sleep = sleep
         self.lock = threading.RLock()
         self.state = RouterState()
+        self.started = False  # the ledger is read and the state rebuilt from it
         self.routes = _index(config.route)
         self.log = get_logger(stage="router")
 
@@ -106,6 +107,7 @@ class Router:
         for tp in tps:
             self.consumer.seek(tp, self.state.offsets.get(tp.partition, 0))
         UNACKED.set(len(self.state.unacknowledged()))
+        self.started = True
         self.log.info(
             "router started",
             ledger_entries=len(entries),

@@ -16,11 +16,11 @@ model's repr, and is never logged (nor is the token). With `coarsen_km`, coordin
 nearest point of a grid whose spacing is `coarsen_km` north-south and east-west (`coarsen`), so every
 report in the same cell gets the same point, at most about 0.71 x coarsen_km from the true one.
 
-The modules, in the order a report meets them: `server` (HTTP), `checks` (token, rate, length),
+The modules, in the order a report meets them: `server` (HTTP, on `tocsin.web`), `checks` (token, rate),
 `model` (the body), `record` (pseudonym, coarsening, the IncidentReport), `publish` (Kafka); `config`.
 """
 
-from tocsin.connectors.intake.checks import HttpError, RateLimiter, authenticate, content_length
+from tocsin.connectors.intake.checks import RateLimiter, authenticate
 from tocsin.connectors.intake.config import (
     EXAMPLE,
     SECRET_ENV,
@@ -32,7 +32,7 @@ from tocsin.connectors.intake.config import (
 from tocsin.connectors.intake.model import BadRequest, FatalitiesIn, ReportIn, error_list, parse_report
 from tocsin.connectors.intake.publish import BrokerUnavailable, Publisher
 from tocsin.connectors.intake.record import KM_PER_DEGREE, coarsen, pseudonym, to_record
-from tocsin.connectors.intake.server import HEALTH_PATH, REPORTS_PATH, IntakeHandler, IntakeServer, serve
+from tocsin.connectors.intake.server import HEALTH_PATH, REPORTS_PATH, IntakeServer, intake_app, serve
 
 __all__ = [
     "EXAMPLE",
@@ -43,18 +43,16 @@ __all__ = [
     "BadRequest",
     "BrokerUnavailable",
     "FatalitiesIn",
-    "HttpError",
     "IntakeConfig",
     "IntakeConfigError",
-    "IntakeHandler",
     "IntakeServer",
     "Publisher",
     "RateLimiter",
     "ReportIn",
     "authenticate",
     "coarsen",
-    "content_length",
     "error_list",
+    "intake_app",
     "load_config",
     "parse_config",
     "parse_report",

@@ -42,7 +42,8 @@ class IntakeConfig(StrictModel):
     rate_per_second: float = Field(1.0, gt=0)
     burst: int = Field(10, ge=1)
     send_timeout: Duration = 10  # how long a request waits for Kafka's acknowledgement
-    request_timeout: Duration = 30  # socket timeout of a client connection
+    request_timeout: Duration = 30  # for a request to arrive, headers and body (else 408)
+    max_connections: int = Field(1000, ge=1)  # connections and requests at once; past it, 503 at once
 
 
 def load_config(path: Path | str, **overrides: Any) -> IntakeConfig:

@@ -29,6 +29,7 @@ class Publisher:
         self.topic = topic
         self.timeout = timeout
         self._producer = None
+        self._closed = False
         self._lock = threading.Lock()
 
     def _get(self):
@@ -47,6 +48,10 @@ class Publisher:
                         "bootstrap_timeout_ms": ms,
                     }
                 )
+                if self._closed:  # closed while this producer was being made (close does not wait)
+                    self._producer.close(timeout=0)
+                    self._producer = None
+                    raise BrokerUnavailable("the intake is stopping")
             return self._producer
 
     def warm_up(self) -> None:
@@ -55,6 +60,9 @@ class Publisher:
             self._get()
         except Exception as exc:
             log.warning("kafka not reachable yet", error=type(exc).__name__)
+
+    def warm_up_in_background(self) -> None:
+        threading.Thread(target=self.warm_up, name="tocsin-intake-kafka", daemon=True).start()
 
     def publish(self, key: bytes, value: bytes):
         """Send and wait for the broker's acknowledgement; RecordMetadata, or BrokerUnavailable."""
@@ -76,7 +84,14 @@ class Publisher:
         threading.Thread(target=producer.close, kwargs={"timeout": 1}, daemon=True).start()
 
     def close(self) -> None:
-        with self._lock:
+        self._closed = True
+        # A producer still being made (Kafka unreachable) holds the lock for up to `timeout`: stopping
+        # does not wait for it; _get closes it once made.
+        if not self._lock.acquire(timeout=1):
+            return
+        try:
             producer, self._producer = self._producer, None
+        finally:
+            self._lock.release()
         if producer is not None:
             producer.close(timeout=self.timeout)

@@ -10,7 +10,6 @@ from tocsin.cli import app
 from tocsin.connectors.intake import (
     EXAMPLE,
     SECRET_ENV,
-    HttpError,
     IntakeConfigError,
     authenticate,
     load_config,
@@ -18,6 +17,7 @@ from tocsin.connectors.intake import (
 )
 from tocsin.kafka.topics import INCIDENTS
 from tocsin.organisations import token_digest
+from tocsin.web.app import Problem
 
 SECRET = "s" * 32
 ALPHA = {"name": "org-a", "token_sha256": token_digest("alpha")}
@@ -66,7 +66,7 @@ def test_tokens_are_kept_as_digests_and_checked_per_organisation(tmp_path, monke
     assert authenticate(config, "Bearer alpha") == ("org-a", token_digest("alpha"))
     assert authenticate(config, "bearer  alpha ") == ("org-a", token_digest("alpha"))
     for header, status in [(None, 401), ("Basic alpha", 401), ("Bearer gamma", 401), ("Bearer beta", 403)]:
-        with pytest.raises(HttpError) as caught:
+        with pytest.raises(Problem) as caught:
             authenticate(config, header)
         assert caught.value.status == status
 

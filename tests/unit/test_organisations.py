@@ -4,7 +4,6 @@ valid for both, a revoked organisation is refused by both, and the token check c
 from __future__ import annotations
 
 import http.client
-import threading
 
 import pytest
 import yaml
@@ -15,6 +14,7 @@ from tocsin.organisations import Organisation, bearer_token, find_by_token, toke
 from tocsin.router.api import RouterAPI
 from tocsin.router.config import RouterConfigError, parse_router_config
 from tocsin.router.service import Router
+from tocsin.web.app import authorise
 
 ORGANISATIONS = f"""
 organisations:
@@ -49,11 +49,6 @@ def test_the_same_list_configures_the_router_and_the_intake(configs):
     ]
 
 
-def _serve(server) -> int:
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server.server_address[1]
-
-
 def _status(port: int, method: str, path: str, token: str) -> int:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     body = b"{}" if method == "POST" else None
@@ -67,10 +62,10 @@ def test_one_token_is_valid_for_both_and_a_revoked_one_is_refused_by_both(config
     intake_config, routing = configs
     # Neither server reaches Kafka here: the intake is not started (no producer) and answers an empty
     # report with 400 once the token is accepted; the router only lists its (empty) state.
-    intake = IntakeServer(intake_config, client={})
-    api = RouterAPI(("127.0.0.1", 0), Router(routing, client={}, topics={}))
+    intake = IntakeServer(intake_config, client={}).start()
+    api = RouterAPI(Router(routing, client={}, topics={})).start()
     try:
-        intake_port, api_port = _serve(intake), _serve(api)
+        intake_port, api_port = intake.port, api.port
         answers = {
             token: (
                 _status(intake_port, "POST", "/v1/reports", token),
@@ -79,9 +74,8 @@ def test_one_token_is_valid_for_both_and_a_revoked_one_is_refused_by_both(config
             for token in ("igad-token", "old-token", "guessed")
         }
     finally:
-        for server in (intake, api):
-            server.shutdown()
-            server.server_close()
+        intake.stop()
+        api.stop()
     assert answers == {"igad-token": (400, 200), "old-token": (403, 403), "guessed": (401, 401)}
 
 
@@ -101,11 +95,7 @@ def test_the_token_check_compares_every_digest_even_when_the_first_matches(confi
     assert authenticate(intake_config, "Bearer igad-token") == ("igad", token_digest("igad-token"))
     assert compared == digests
     compared.clear()
-    api = RouterAPI(("127.0.0.1", 0), Router(routing, client={}, topics={}))
-    try:
-        assert api.organisation("Bearer igad-token").name == "igad"
-    finally:
-        api.server_close()
+    assert authorise(routing.organisations.values(), "Bearer igad-token").name == "igad"
     assert compared == digests
 
 

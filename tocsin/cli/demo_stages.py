@@ -15,6 +15,7 @@ import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import quote
 
 import yaml
 from kafka import KafkaConsumer, TopicPartition
@@ -166,8 +167,7 @@ def run_router(client: dict, console: Console, seconds_after_alerts: float = ESC
     }
     router = Router(router_config(receiver.url, tokens), client, topics)
     router.start()
-    api = RouterAPI(("127.0.0.1", 0), router)
-    api.serve_in_thread()
+    api = RouterAPI(router).start()
     stop = threading.Event()
     loop = threading.Thread(target=router.run, args=(stop,), daemon=True)
     loop.start()
@@ -182,7 +182,7 @@ def run_router(client: dict, console: Console, seconds_after_alerts: float = ESC
     finally:
         stop.set()
         loop.join(timeout=30)
-        api.shutdown()
+        api.stop()
         router.close()
         receiver.shutdown()
     entries = [e.kind for e in _ledger(client)]
@@ -205,7 +205,7 @@ def _answer_one(router, api_url: str, token: str, console: Console) -> str | Non
     alert_id = sorted(escalated)[0]
     body = json.dumps({"kind": "acknowledged", "responder": "UN duty officer (demo)"}).encode()
     request = urllib.request.Request(
-        f"{api_url}/v1/alerts/{alert_id}/responses",
+        f"{api_url}/v1/alerts/{quote(alert_id, safe='')}/responses",
         data=body,
         method="POST",
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
