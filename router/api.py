@@ -14,6 +14,8 @@ An alert id may hold '/' (a region's alert: `rule:ETH/Tigray:...`), as it is or 
 """
 
 import json
+import os
+import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -23,11 +25,14 @@ from starlette.concurrency import run_in_threadpool
 
 from tocsin.kafka.probe import KafkaProbe
 from tocsin.organisations import Organisation
+from tocsin.router.console.pages import mount_console
 from tocsin.router.service import Forbidden, Invalid, Router
 from tocsin.web.app import Problem, authorise, read_body, web_app
 from tocsin.web.server import WebServer
 
 MAX_BODY = 64 * 1024
+CONSOLE_SECRET_ENV = "TOCSIN_CONSOLE_SECRET"
+CONSOLE_SESSION_S = 8 * 3600  # a duty officer's shift; then sign in again
 REQUEST_TIMEOUT_S = 30.0
 
 Text = Annotated[str, Field(strict=True, max_length=10_000)]
@@ -75,7 +80,8 @@ def _message(error: dict) -> str:
     return f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}"
 
 
-def router_app(router: Router, ready=None):
+def router_app(router: Router, ready=None, console_secret: str | None = None):
+    """The API (and, given a secret to sign its sessions with, the console) of a router."""
     app = web_app(
         "tocsin router",
         description="The alerts routed to an organisation, its answers, and silences.",
@@ -139,7 +145,13 @@ def router_app(router: Router, ready=None):
             raise Problem(404, ["silence: no such silence"]) from None
         return {"expired": silence_id}
 
+    if console_secret:
+        mount_console(app, router, console_secret, CONSOLE_SESSION_S, https_only=_https(router))
     return app
+
+
+def _https(router: Router) -> bool:
+    return str(getattr(router.config, "external_url", "") or "").startswith("https://")
 
 
 def _schema(model: type[BaseModel]) -> dict:
@@ -149,8 +161,11 @@ def _schema(model: type[BaseModel]) -> dict:
 class RouterAPI(WebServer):
     """The API served on host:port (0: a free port); the socket is bound here, served from start()."""
 
-    def __init__(self, router: Router, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, router: Router, host: str = "127.0.0.1", port: int = 0, console: bool = True):
         self.router = router
+        # The console's sessions are signed with TOCSIN_CONSOLE_SECRET (the same on every replica);
+        # without it, a key of this process (sessions end when it restarts).
+        secret = (os.environ.get(CONSOLE_SECRET_ENV) or secrets.token_urlsafe(32)) if console else None
         probe = KafkaProbe(router.client)
 
         def ready() -> list[str]:
@@ -158,4 +173,4 @@ class RouterAPI(WebServer):
                 return ["router: still reading its ledger"]
             return probe()
 
-        super().__init__(router_app(router, ready), host, port, name="router-api")
+        super().__init__(router_app(router, ready, secret), host, port, name="router-api")
