@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.runner]
 def test_demo_ingests_the_bundled_sample_data():
     # As `make demo` runs it: a process of its own, its own fresh local broker, stopped at the end.
     done = subprocess.run(
-        [sys.executable, "-m", "tocsin.cli", "demo"],
+        [sys.executable, "-m", "tocsin.cli", "demo", "--no-wait"],
         capture_output=True,
         text=True,
         timeout=1200,

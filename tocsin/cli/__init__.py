@@ -372,11 +372,14 @@ def demo(
     speed: Annotated[
         float | None, typer.Option(help="Replay event time N times faster than real time")
     ] = None,
+    wait: Annotated[
+        bool, typer.Option(help="Keep the console up at the end until Enter is pressed (on a terminal)")
+    ] = True,
 ) -> None:
-    """Run tocsin on the bundled real data: local broker, topics, every connector, a summary."""
+    """Run tocsin on the bundled real data: local broker, topics, every connector, a summary, the console."""
     from tocsin.cli.demo import run_demo
 
-    raise typer.Exit(run_demo(bootstrap, speed))
+    raise typer.Exit(run_demo(bootstrap, speed, wait))
 
 
 def main() -> None:

@@ -90,7 +90,7 @@ def _intake_report(client: dict, console: Console) -> str:
         server.stop()
 
 
-def _pipelines_and_router(client: dict, bootstrap: str, console: Console, records_in: int) -> int:
+def _pipelines_and_router(client: dict, bootstrap: str, console: Console, records_in: int, wait: bool) -> int:
     logs = Path(tempfile.mkdtemp(prefix="tocsin-demo-logs-"))
     jobs = []
     try:
@@ -140,7 +140,7 @@ def _pipelines_and_router(client: dict, bootstrap: str, console: Console, record
             console.print(f"  ... and {len(firing) - 3} more")
 
         console.rule("response routing")
-        routed = run_router(client, console)
+        routed = run_router(client, console, wait)
 
         entries, problems = ledger_verified(client)
         dead = _read_committed(client, DEAD_LETTERS)
@@ -175,7 +175,7 @@ def _pipelines_and_router(client: dict, bootstrap: str, console: Console, record
         console.log("pipelines stopped")
 
 
-def run_demo(bootstrap: str | None = None, speed: float | None = None) -> int:
+def run_demo(bootstrap: str | None = None, speed: float | None = None, wait: bool = True) -> int:
     console = Console()
     broker = None
     data_dir = None
@@ -251,7 +251,7 @@ def run_demo(bootstrap: str | None = None, speed: float | None = None) -> int:
             f"intake report {report_id}: reporter pseudonym {intake['reporter'][:16]}..., "
             f"coordinates coarsened to ({intake['latitude']:.3f}, {intake['longitude']:.3f})"
         )
-        return _pipelines_and_router(client, bootstrap, console, len(incidents) + len(news))
+        return _pipelines_and_router(client, bootstrap, console, len(incidents) + len(news), wait)
     finally:
         if broker is not None:
             broker.stop()

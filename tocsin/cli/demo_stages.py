@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sys
 import threading
 import time
 import urllib.request
@@ -154,8 +155,13 @@ def router_config(receiver_url: str, tokens: dict[str, str]):
     )
 
 
-def run_router(client: dict, console: Console, seconds_after_alerts: float = ESCALATE_AFTER_S + 8) -> dict:
-    """Route every alert on tocsin.alerts.v1 to the local receiver, escalate, answer one; the counts."""
+def run_router(
+    client: dict, console: Console, wait: bool = False, seconds_after_alerts: float = ESCALATE_AFTER_S + 8
+) -> dict:
+    """Route every alert on tocsin.alerts.v1 to the local receiver, escalate, answer one; the counts.
+
+    `wait`: then keep the router and its console up, printing their address and the organisations'
+    tokens, until Enter is pressed (only on a terminal: a run whose input is not one does not wait)."""
 
     receiver = Receiver(console)
     tokens = {org: secrets.token_urlsafe(16) for org in ("au", "igad", "un-osapg", "civil-society")}
@@ -179,6 +185,8 @@ def run_router(client: dict, console: Console, seconds_after_alerts: float = ESC
             if answered is None:
                 answered = _answer_one(router, api.url, tokens["un-osapg"], console)
         time.sleep(2)
+        if wait and sys.stdin.isatty():
+            _console_open(api.url, tokens, console)
     finally:
         stop.set()
         loop.join(timeout=30)
@@ -193,6 +201,18 @@ def run_router(client: dict, console: Console, seconds_after_alerts: float = ESC
         "notified": len(receiver.received),
         "answered": answered,
     }
+
+
+def _console_open(url: str, tokens: dict[str, str], console: Console) -> None:
+    console.rule("the console")
+    console.print(f"Open [bold]{url}/[/bold] and sign in with an organisation's token:")
+    for org, token in sorted(tokens.items()):
+        console.print(f"  {org:<14} {token}", highlight=False)
+    console.print("The router keeps routing and escalating meanwhile; answers land in the ledger.")
+    try:
+        input("Press Enter to stop the console and finish the demo... ")
+    except EOFError:
+        pass
 
 
 def _answer_one(router, api_url: str, token: str, console: Console) -> str | None:
