@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, PrivateAttr
 
 from tocsin.durations import Duration, DurationOrZero
 from tocsin.organisations import Organisation, Organisations
@@ -66,20 +67,46 @@ class FileChannel(StrictModel):
     path: str  # "-" for standard output
 
 
+class Chat(StrictModel):
+    # An apprise URL (tgram://, matrix://, slack://, mmost://, rocket://, json://...): its scheme names the
+    # service. It usually holds a token: never written to a log or an error (router/notify/chat.py).
+    url: str
+    timeout: Duration = 10
+
+
+CHANNEL_KINDS = ("webhook", "email", "file", "chat")
+ONE_OF_THE_KINDS = ", ".join(CHANNEL_KINDS)
+
+
 class Channel(StrictModel):
     webhook: Webhook | None = None
     email: Email | None = None
     file: FileChannel | None = None
+    chat: Chat | None = None
+    # Not written in a channel: set at load from its receiver's language and the router's external_url,
+    # so that the channel's notifier writes for its reader (router.notify.notifier_for).
+    _language: str = PrivateAttr("en")
+    _external_url: str = PrivateAttr("")
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("webhook", "email", "file") if getattr(self, k) is not None)
+        return next(k for k in CHANNEL_KINDS if getattr(self, k) is not None)
+
+    @property
+    def language(self) -> str:
+        return self._language
+
+    @property
+    def external_url(self) -> str:
+        return self._external_url
 
 
 class Receiver(StrictModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     organisation: str
     description: str = ""
+    # The language of its notifications: their text comes from router/notify/locales (notify.i18n).
+    language: Literal["en", "fr"] = "en"
     channels: list[Channel] = Field(min_length=1)
 
 
@@ -105,8 +132,29 @@ class Retry(StrictModel):
     max_backoff: Duration = 60
 
 
+def _external_url(value: str) -> str:
+    """The router's address as its readers reach it (the web console and the API); "" for none."""
+    if value == "":
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        # Not echoed: it holds a password, and every notification would carry it.
+        raise ValueError("a user or password in it would be sent in every notification")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{value!r} has a query or a fragment: the console's paths are added to it")
+    return value.rstrip("/")  # https://tocsin.example.org/ and https://tocsin.example.org are one
+
+
+ExternalURL = Annotated[str, AfterValidator(_external_url)]
+
+
 class _Document(StrictModel):
     version: int = Field(ge=1)
+    # Where readers open the web console and the CLI reaches the API, e.g. https://tocsin.example.org:
+    # every notification links to `{external_url}/alerts/{alert id}`. Empty: no links.
+    external_url: ExternalURL = ""
     route: RouteSpec
     receivers: list[Receiver] = Field(min_length=1)
     organisations: Organisations  # the core's: name, token_sha256, admin, revoked
@@ -159,6 +207,7 @@ class RouterConfig:
     retry_backoff_s: int
     retry_max_backoff_s: int
     retention_s: int = 90 * 86_400
+    external_url: str = ""
 
     def receivers_of(self, organisation: str) -> set[str]:
         return {r.name for r in self.receivers.values() if r.organisation == organisation}
@@ -184,11 +233,19 @@ def parse_router_config(data: Any) -> RouterConfig:
         if receiver.organisation not in organisations:
             errors.append(f"receivers.{i}.organisation: undefined organisation {receiver.organisation!r}")
         for j, channel in enumerate(receiver.channels):
-            kinds = [k for k in ("webhook", "email", "file") if getattr(channel, k) is not None]
+            kinds = [k for k in CHANNEL_KINDS if getattr(channel, k) is not None]
             if len(kinds) != 1:
                 errors.append(
-                    f"receivers.{i}.channels.{j}: exactly one of webhook, email, file (got {len(kinds)})"
+                    f"receivers.{i}.channels.{j}: exactly one of {ONE_OF_THE_KINDS} (got {len(kinds)})"
                 )
+            if channel.chat is not None:
+                # apprise (0.3 s to import, 0.6 s to load its services) only for a config with a chat channel
+                from tocsin.router.notify.chat import url_problem  # noqa: PLC0415
+
+                problem = url_problem(channel.chat.url)
+                if problem:
+                    errors.append(f"receivers.{i}.channels.{j}.chat.url: {problem}")
+            channel._language, channel._external_url = receiver.language, doc.external_url
     escalations: dict[str, Policy] = {}
     for name, spec in doc.escalations.items():
         steps = []
@@ -221,6 +278,7 @@ def parse_router_config(data: Any) -> RouterConfig:
         doc.retry.backoff,
         doc.retry.max_backoff,
         doc.retention,
+        doc.external_url,
     )
 
 

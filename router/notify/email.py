@@ -7,25 +7,29 @@ import smtplib
 from email.message import EmailMessage
 
 from tocsin.router.notify.outcome import Outcome
+from tocsin.router.notify.payload import Audience
 
 
 class EmailNotifier:
     kind = "email"
 
-    def __init__(self, spec):
+    def __init__(self, spec, audience: Audience | None = None):
         self.spec = spec
         self.timeout = spec.timeout
+        self.audience = audience or Audience()
 
     def render(self, message) -> bytes:
         return self._email(message).as_bytes()
 
     def _email(self, message) -> EmailMessage:
-        subject, body = message.email()
+        subject, body = message.email(self.audience)
         mail = EmailMessage()
         mail["Subject"] = subject
         mail["From"] = self.spec.sender
         mail["To"] = ", ".join(self.spec.to)
-        mail.set_content(body)
+        # Quoted-printable rather than raw 8-bit text, which a relay without 8BITMIME may refuse or mangle.
+        mail.set_content(body, cte=None if body.isascii() else "quoted-printable")
+        mail["Content-Language"] = self.audience.language  # after set_content, which clears Content-*
         return mail
 
     def send(self, message) -> Outcome:

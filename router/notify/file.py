@@ -1,4 +1,5 @@
-"""File channel: one Alertmanager-format JSON notification a line, to a file or standard output ("-")."""
+"""File channel: one Alertmanager-format JSON notification a line, to a file or standard output ("-"):
+each alert's console link in its generatorURL, where and how to answer in its description annotation."""
 
 from __future__ import annotations
 
@@ -6,16 +7,18 @@ import json
 import sys
 
 from tocsin.router.notify.outcome import Outcome
+from tocsin.router.notify.payload import Audience
 
 
 class FileNotifier:
     kind = "file"
 
-    def __init__(self, spec):
+    def __init__(self, spec, audience: Audience | None = None):
         self.spec = spec
+        self.audience = audience or Audience()
 
     def render(self, message) -> bytes:
-        return (json.dumps(message.alertmanager(), sort_keys=True) + "\n").encode()
+        return (json.dumps(message.alertmanager(self.audience), sort_keys=True) + "\n").encode()
 
     def send(self, message) -> Outcome:
         line = self.render(message).decode()

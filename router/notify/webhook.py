@@ -7,17 +7,22 @@ import urllib.error
 import urllib.request
 
 from tocsin.router.notify.outcome import Outcome
+from tocsin.router.notify.payload import Audience
 
 
 class WebhookNotifier:
     kind = "webhook"
 
-    def __init__(self, spec):
+    def __init__(self, spec, audience: Audience | None = None):
         self.spec = spec
         self.timeout = spec.timeout
+        self.audience = audience or Audience()
 
     def render(self, message) -> bytes:
-        body = message.cloudevent() if self.spec.format == "cloudevents" else message.alertmanager()
+        if self.spec.format == "cloudevents":
+            body = message.cloudevent(self.audience)
+        else:
+            body = message.alertmanager(self.audience)
         return json.dumps(body, sort_keys=True).encode()
 
     def send(self, message) -> Outcome:

@@ -1,21 +1,26 @@
 """The response router end to end: the real broker, a local webhook server and a local SMTP server.
 
-An alert fires; the regional receiver gets one grouped notification by webhook and by e-mail; nobody
-acknowledges, so the escalation reaches the next level after the (short) deadline; an acknowledgement
-through the API stops it; `tocsin ledger show` tells that story and `verify` passes. Then the router is
-killed while a deadline is pending and restarted: the escalation still happens, once. The webhook
-payloads are checked against Alertmanager's documented webhook format.
+An alert fires; the regional receiver (French) gets one grouped notification by webhook, by e-mail and
+by chat (apprise, to a local JSON webhook); nobody acknowledges, so the escalation reaches the next level
+(English, by webhook and e-mail) after the (short) deadline; an acknowledgement through the API stops it;
+`tocsin ledger show` tells that story and `verify` passes. Then the router is killed while a deadline is
+pending and restarted: the escalation still happens, once. The webhook payloads are checked against
+Alertmanager's documented webhook format; every notification links to the alert's page in the console
+(external_url) and gives the real `tocsin router ack|decide` commands, in its receiver's language.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import json
 import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -104,12 +109,14 @@ def servers():
     webhooks.shutdown()
 
 
-def router_config(path, webhook_port: int, smtp_port: int, tokens: dict) -> None:
+def router_config(path, webhook_port: int, smtp_port: int, tokens: dict, external_url: str) -> None:
     hook = f"http://127.0.0.1:{webhook_port}"
+    smtp = {"from": "tocsin@example.org", "smtp_host": "127.0.0.1", "smtp_port": smtp_port}
     path.write_text(
         yaml.safe_dump(
             {
                 "version": 1,
+                "external_url": external_url,
                 "route": {
                     "receiver": "un-osapg",
                     "group_by": ["alertname", "country"],
@@ -134,22 +141,20 @@ def router_config(path, webhook_port: int, smtp_port: int, tokens: dict) -> None
                     {
                         "name": "igad-situation-room",
                         "organisation": "igad",
+                        "language": "fr",
                         "channels": [
                             {"webhook": {"url": f"{hook}/igad"}},
-                            {
-                                "email": {
-                                    "to": ["cewarn@example.org"],
-                                    "from": "tocsin@example.org",
-                                    "smtp_host": "127.0.0.1",
-                                    "smtp_port": smtp_port,
-                                }
-                            },
+                            {"email": {"to": ["cewarn@example.org"], **smtp}},
+                            {"chat": {"url": f"json://127.0.0.1:{webhook_port}/igad-chat"}},
                         ],
                     },
                     {
                         "name": "un-osapg",
                         "organisation": "un",
-                        "channels": [{"webhook": {"url": f"{hook}/un"}}],
+                        "channels": [
+                            {"webhook": {"url": f"{hook}/un"}},
+                            {"email": {"to": ["osapg@example.org"], **smtp}},
+                        ],
                     },
                 ],
                 "organisations": [
@@ -230,9 +235,9 @@ def test_deliver_escalate_acknowledge_ledger_and_restart(
     }
     tokens = {"igad": "igad-secret", "un": "un-secret"}
     config = tmp_path / "routes.yaml"
-    router_config(config, webhooks.server_address[1], smtp_port, tokens)
     port = free_port()
-    api = f"http://127.0.0.1:{port}"
+    api = f"http://127.0.0.1:{port}"  # the console and the API: the router's external_url
+    router_config(config, webhooks.server_address[1], smtp_port, tokens, external_url=api)
     args = router_serve_args(config, bootstrap, port, topics)
     router = start_pipeline(*args)
     wait_for(lambda: _healthy(api) or not router.alive(), 60, message="router API")
@@ -247,20 +252,60 @@ def test_deliver_escalate_acknowledge_ledger_and_restart(
     )
     producer.flush()
 
-    # One grouped notification to the regional receiver, by webhook and by e-mail.
-    wait_for(lambda: webhooks.at("/igad") and mailbox.messages, 30, message="regional notifications")
+    # One grouped notification to the regional receiver, by webhook, e-mail and chat, in French, each
+    # with the alert's page in the console and the commands that answer it.
+    wait_for(
+        lambda: webhooks.at("/igad") and mailbox.messages and webhooks.at("/igad-chat"),
+        30,
+        message="regional notifications",
+    )
+    link = f"{api}/alerts/{quote(first, safe='')}"
+    ack_fr = f"tocsin router ack {first} -r NOM --url {api}"
+    decide_fr = f"tocsin router decide {first} -r NOM --action-taken TEXTE --url {api}"
     [payload] = webhooks.at("/igad")
     AlertmanagerWebhook.model_validate(payload)  # a consumer of Alertmanager's documented format accepts it
     assert payload["groupLabels"] == {"alertname": "attacks-on-civilians", "country": "SDN"}
     assert [a["annotations"]["alert_id"] for a in payload["alerts"]] == [first]
-    [(recipients, mail)] = mailbox.messages
-    assert recipients == ["cewarn@example.org"] and "Subject: [TOCSIN] FIRING CRITICAL: 1 alert(s)" in mail
+    assert payload["externalURL"] == api and payload["alerts"][0]["generatorURL"] == link
+    assert payload["alerts"][0]["annotations"]["description"] == (
+        f"Console : {link}\nPrendre en charge : {ack_fr}\nDécider : {decide_fr}"
+    )
+    [(recipients, raw)] = mailbox.messages
+    mail = email.message_from_string(raw, policy=email.policy.default)
+    assert recipients == ["cewarn@example.org"] and mail["Content-Language"] == "fr"
+    assert (
+        mail["Subject"]
+        == "[TOCSIN] EN COURS CRITIQUE : 1 alerte (alertname=attacks-on-civilians, country=SDN)"
+    )
+    body = mail.get_content().splitlines()
+    assert body[0] == f"Pour igad-situation-room : 1 alerte, groupe {payload['groupKey']}."
+    assert f"  Console : {link}" in body
+    assert f"  Prendre en charge : {ack_fr}" in body and f"  Décider : {decide_fr}" in body
+    assert f"Toutes les alertes de votre organisation : {api}/" in body
+    assert "tocsin ack" not in _text(raw) and "tocsin decide" not in _text(raw)  # commands that do not exist
+    [chat] = webhooks.at("/igad-chat")
+    assert chat["title"] == mail["Subject"]
+    assert f"  Console : {link}" in chat["message"].splitlines()
+    assert f"  Prendre en charge : {ack_fr}" in chat["message"].splitlines()
     assert webhooks.at("/un") == []
 
     # Nobody acknowledges: after the deadline, the next level.
-    escalated = wait_for(lambda: webhooks.at("/un"), DEADLINE_S + 20, message="escalation")
+    escalated = wait_for(
+        lambda: len(mailbox.messages) == 2 and webhooks.at("/un"), DEADLINE_S + 20, message="escalation"
+    )
     AlertmanagerWebhook.model_validate(escalated[0])
     assert escalated[0]["groupKey"] == f"escalation:{first}:1"
+    assert escalated[0]["alerts"][0]["generatorURL"] == link
+    # The next level reads English.
+    recipients, raw = mailbox.messages[1]
+    mail = email.message_from_string(raw, policy=email.policy.default)
+    assert recipients == ["osapg@example.org"] and mail["Content-Language"] == "en"
+    assert mail["Subject"] == f"[TOCSIN ESCALATION] FIRING CRITICAL: 1 alert (alert_id={first})"
+    body = mail.get_content().splitlines()
+    assert "Escalated (level 1): nobody acknowledged in time." in body
+    assert f"  Console: {link}" in body
+    assert f"  Acknowledge: tocsin router ack {first} -r NAME --url {api}" in body
+    assert f"  Decide: tocsin router decide {first} -r NAME --action-taken TEXT --url {api}" in body
     assert answer(api, tokens["igad"], "no-such-alert", {"kind": "acknowledged", "responder": "x"}) == 404
     assert answer(api, "wrong", first, {"kind": "acknowledged", "responder": "x"}) == 401
     assert answer(api, tokens["un"], first, {"kind": "acknowledged", "responder": "Duty officer"}) == 201
@@ -304,7 +349,9 @@ def test_deliver_escalate_acknowledge_ledger_and_restart(
         "alert.routed",
         "notification",
         "notification",
+        "notification",
         "escalation",
+        "notification",
         "notification",
         "response",
         "comment",
@@ -312,6 +359,8 @@ def test_deliver_escalate_acknowledge_ledger_and_restart(
     ]
     assert "igad-situation-room by webhook, attempt 1: DELIVERED" in story
     assert "igad-situation-room by email, attempt 1: DELIVERED" in story
+    assert "igad-situation-room by chat, attempt 1: DELIVERED" in story
+    assert "un-osapg by email, attempt 1: DELIVERED" in story
     assert "not acknowledged: level 1 -> un-osapg" in story
     assert "un/Duty officer" in story and "ACKNOWLEDGED" in story
     assert "igad/Analyst" in story and "COMMENT: Convoy route closed" in story
@@ -328,8 +377,15 @@ def test_deliver_escalate_acknowledge_ledger_and_restart(
         value=encode(default_registry().get("Alert"), an_alert(second, "ETH")),
     )
     producer.flush()
+    # Every channel of it delivered, then the kill: a deadline is pending, no delivery is under way.
     wait_for(
-        lambda: any(second in json.dumps(b) for b in webhooks.at("/igad")), 30, message="second notification"
+        lambda: (
+            any(second in json.dumps(b) for b in webhooks.at("/igad"))
+            and any(second in json.dumps(b) for b in webhooks.at("/igad-chat"))
+            and any(second in _text(m) for _, m in mailbox.messages)
+        ),
+        30,
+        message="second notification",
     )
     router.kill()
     restarted = start_pipeline(*args)
@@ -364,6 +420,12 @@ def test_deliver_escalate_acknowledge_ledger_and_restart(
     assert cli("ledger", "verify", "-b", bootstrap, "--topic", topics["ledger"]).startswith(
         "ledger verified:"
     )
+
+
+def _text(raw: str) -> str:
+    """A received e-mail's subject and body, decoded (quoted-printable, RFC 2047)."""
+    mail = email.message_from_string(raw, policy=email.policy.default)
+    return f"{mail['Subject']}\n{mail.get_content()}"
 
 
 def _healthy(api: str) -> bool:

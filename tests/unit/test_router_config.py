@@ -84,7 +84,7 @@ def _set(path: str, value):
         (
             "receivers.0.channels",
             [{"file": {"path": "-"}, "webhook": {"url": "http://x"}}],
-            "receivers.0.channels.0: exactly one of webhook, email, file (got 2)",
+            "receivers.0.channels.0: exactly one of webhook, email, file, chat (got 2)",
         ),
         (
             "receivers.0.channels",
@@ -178,3 +178,132 @@ def test_a_refused_config_file_lists_its_errors_and_exits_1(tmp_path):
         "  retention: duration '0s' must be greater than zero",
         "  route.routes.1.receiver: undefined receiver 'nobody'",
     ]
+
+
+# -- external_url, a receiver's language, chat channels -----------------------------------------------
+
+TOKEN = "xoxb-7Hq2-s3cr3t-Z9"  # in the chat URLs below: never in an error message or a log line
+
+
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        (
+            "external_url",
+            "ftp://tocsin.example.org",
+            "external_url: 'ftp://tocsin.example.org' is not an http:// or https:// URL with a host",
+        ),
+        (
+            "external_url",
+            "https://",
+            "external_url: 'https://' is not an http:// or https:// URL with a host",
+        ),
+        (
+            "external_url",
+            "tocsin.example.org",
+            "external_url: 'tocsin.example.org' is not an http:// or https:// URL with a host",
+        ),
+        (
+            "external_url",
+            "https://tocsin.example.org/?lang=fr",
+            "external_url: 'https://tocsin.example.org/?lang=fr' has a query or a fragment: "
+            "the console's paths are added to it",
+        ),
+        (
+            "external_url",
+            "https://tocsin.example.org/#top",
+            "external_url: 'https://tocsin.example.org/#top' has a query or a fragment: "
+            "the console's paths are added to it",
+        ),
+        (
+            "external_url",
+            f"https://duty:{TOKEN}@tocsin.example.org",
+            "external_url: a user or password in it would be sent in every notification",
+        ),
+        ("external_url", 8080, "external_url: Input should be a valid string"),
+        ("receivers.0.language", "de", "receivers.0.language: Input should be 'en' or 'fr'"),
+        (
+            "receivers.0.channels",
+            [{"chat": {"url": f"nosuch://{TOKEN}@chat.example.org/room"}}],
+            "receivers.0.channels.0.chat.url: apprise has no service nosuch:// (for a plain JSON webhook: "
+            "json:// or jsons://; the services: https://github.com/caronc/apprise/wiki)",
+        ),
+        (
+            "receivers.0.channels",
+            [{"chat": {"url": "mmost://chat.example.org/"}}],  # a Mattermost URL without its token
+            "receivers.0.channels.0.chat.url: apprise cannot use this mmost:// URL: "
+            "a token, host or target is malformed (not shown)",
+        ),
+        (
+            "receivers.0.channels",
+            [{"chat": {"url": f"tgram://{TOKEN}"}}],  # not a Telegram bot token (id:secret)
+            "receivers.0.channels.0.chat.url: apprise cannot use this tgram:// URL: "
+            "a token, host or target is malformed (not shown)",
+        ),
+        (
+            "receivers.0.channels",
+            [{"chat": {"url": f"chat.example.org/{TOKEN}"}}],
+            "receivers.0.channels.0.chat.url: not an apprise URL: it starts with its service's scheme "
+            "(tgram://, matrix://, slack://, ...)",
+        ),
+        ("receivers.0.channels", [{"chat": {}}], "receivers.0.channels.0.chat.url: Field required"),
+        (
+            "receivers.0.channels",
+            [{"chat": {"url": "json://127.0.0.1/hook", "token": "x"}}],
+            "receivers.0.channels.0.chat.token: Extra inputs are not permitted",
+        ),
+        (
+            "receivers.0.channels",
+            [{"chat": {"url": "json://127.0.0.1/hook", "timeout": "0s"}}],
+            "receivers.0.channels.0.chat.timeout: duration '0s' must be greater than zero",
+        ),
+        (
+            "receivers.0.channels",
+            [{"file": {"path": "-", "language": "fr"}}],  # a receiver's language, not a channel's
+            "receivers.0.channels.0.file.language: Extra inputs are not permitted",
+        ),
+    ],
+)
+def test_external_url_language_and_chat_errors_have_exact_messages(path, value, message, caplog):
+    caplog.set_level("DEBUG")
+    assert errors(_set(path, value)) == [message]
+    # apprise logs a URL it cannot read as it was written: its token is redacted from every log line.
+    assert not [r for r in caplog.records if TOKEN in r.getMessage()]
+
+
+def test_external_url_is_the_routers_address_without_a_trailing_slash():
+    from tocsin.router.notify import Audience, notifier_for
+
+    data = copy.deepcopy(BASE)
+    assert parse_router_config(data).external_url == ""  # the default: no links
+    for written, kept in [
+        ("https://tocsin.example.org/", "https://tocsin.example.org"),
+        ("http://127.0.0.1:9095", "http://127.0.0.1:9095"),
+        ("https://example.org/tocsin//", "https://example.org/tocsin"),  # behind a proxy, under a path
+    ]:
+        data["external_url"] = written
+        assert parse_router_config(data).external_url == kept
+
+    # Each channel writes for its receiver's reader: the receiver's language, the router's address.
+    data["external_url"] = "https://tocsin.example.org/"
+    data["receivers"][1]["language"] = "fr"
+    data["receivers"][1]["channels"].append({"chat": {"url": "json://127.0.0.1:9/chat", "timeout": "3s"}})
+    config = parse_router_config(data)
+    file_, chat = config.receivers["igad-situation-room"].channels
+    assert (chat.kind, chat.chat.url, chat.chat.timeout) == ("chat", "json://127.0.0.1:9/chat", 3)
+    for channel in (file_, chat):
+        assert (channel.language, channel.external_url) == ("fr", "https://tocsin.example.org")
+        assert notifier_for(channel).audience == Audience("fr", "https://tocsin.example.org")
+    [english] = config.receivers["un-osapg"].channels
+    assert notifier_for(english).audience == Audience("en", "https://tocsin.example.org")
+
+
+def test_a_receivers_languages_are_the_notification_catalogues():
+    import typing
+
+    from tocsin.router.config import Receiver
+    from tocsin.router.notify.i18n import DEFAULT, LANGUAGES, catalogue_path
+
+    assert typing.get_args(Receiver.model_fields["language"].annotation) == LANGUAGES
+    assert Receiver.model_fields["language"].default == DEFAULT
+    assert all(catalogue_path(language).is_file() for language in LANGUAGES if language != DEFAULT)
