@@ -16,7 +16,6 @@ HTML-escaped; the same input gives a byte-identical file (fixed SVG hash salt, n
 from __future__ import annotations
 
 import html
-import io
 import math
 import re
 from collections import Counter, defaultdict
@@ -28,10 +27,11 @@ import matplotlib
 import numpy as np
 import pycountry
 from matplotlib import dates as mdates
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+
+from tocsin.plots import RC as PLOT_RC
+from tocsin.plots import figure, inline_svg
 
 SEVERITIES = ("watch", "warning", "critical")
 STATUSES = ("FIRING", "UPDATED", "RESOLVED")
@@ -54,19 +54,7 @@ STATUS_STYLE = {  # marker, colour, size, vertical offset within the rule's row,
 OTHER_STATUS_STYLE = ("s", "#555555", 5, 0.0, "alert, other status")
 EPISODE_COLOUR = "#7F7F7F"
 
-MPL_RC = {
-    "svg.hashsalt": "tocsin-backtest-report",  # stable ids, so the same input gives the same bytes
-    "svg.fonttype": "path",  # glyphs as paths: the page needs no font
-    "font.family": "DejaVu Sans",  # ships with matplotlib, so every machine measures text the same
-    "font.size": 10,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.color": "#DDDDDD",
-    "grid.linewidth": 0.6,
-    "legend.fontsize": 9,
-    "path.simplify": True,
-}
+MPL_RC = {**PLOT_RC, "svg.hashsalt": "tocsin-backtest-report"}  # stable ids: the same input, the same bytes
 
 # Nothing to fetch and nothing to run, even if a bug let markup from the input through.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -234,28 +222,6 @@ def _list(value: Any) -> list:
 # ---------------------------------------------------------------- SVG from matplotlib
 
 
-def _svg(fig, prefix: str, label: str) -> str:
-    """The figure as inline SVG: no XML prolog, metadata or comments, and ids unique in the page."""
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", metadata={"Date": None})
-    svg = buffer.getvalue()
-    svg = svg[svg.index("<svg") :]
-    svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, flags=re.S)
-    svg = re.sub(r"\s*<!--.*?-->", "", svg, flags=re.S)
-    # matplotlib numbers ids per figure (figure_1, glyphs, markers): prefix them, so figures sharing the
-    # page do not share ids.
-    svg = re.sub(r'\bid="([^"]+)"', rf'id="{prefix}-\1"', svg)
-    svg = re.sub(r'(href)="#([^"]+)"', rf'\1="#{prefix}-\2"', svg)
-    svg = re.sub(r"url\(#([^)]+)\)", rf"url(#{prefix}-\1)", svg)
-    return svg.replace("<svg ", f'<svg role="img" aria-label="{esc(label)}" ', 1)
-
-
-def _figure(**kwargs):
-    fig = Figure(layout="constrained", **kwargs)
-    FigureCanvasAgg(fig)  # Agg measures the text for the layout; the SVG backend then draws it
-    return fig
-
-
 def _ms_to_datetime64(ms: list[float]):
     return np.array([int(x) for x in ms], dtype="datetime64[ms]")
 
@@ -376,7 +342,7 @@ def country_plot(
     per_rule = len(rules) <= MAX_RULE_ROWS
     rows = rules if per_rule else ["all rules"]
     heights = [4.0, 0.45 + 0.4 * len(rows)] + ([0.3 + 0.3 * lanes] if lanes else [])
-    fig = _figure(figsize=(10, sum(heights) + 0.9))
+    fig = figure(figsize=(10, sum(heights) + 0.9))
     grid = fig.add_gridspec(len(heights), 1, height_ratios=heights)
     ax = fig.add_subplot(grid[0])
     strip = fig.add_subplot(grid[1], sharex=ax)
@@ -522,7 +488,7 @@ def country_plot(
     if handles:
         fig.legend(handles=handles, loc="outside lower center", ncols=min(4, len(handles)), frameon=False)
 
-    svg = _svg(fig, prefix, f"Signals, alerts and episodes for {country_name(country)}")
+    svg = inline_svg(fig, prefix, f"Signals, alerts and episodes for {country_name(country)}")
     parts = []
     if shown:
         window = series.get("window")
@@ -562,7 +528,7 @@ def sweep_plot(prefix: str, sweep: dict) -> str | None:
     if not points:
         return None
     rule, parameter = sweep.get("rule") or "rule", sweep.get("parameter") or "threshold"
-    fig = _figure(figsize=(9, 4.2))
+    fig = figure(figsize=(9, 4.2))
     ax = fig.add_subplot()
     ax.plot(
         [p[0] for p in points],
@@ -601,7 +567,7 @@ def sweep_plot(prefix: str, sweep: dict) -> str | None:
     ax.yaxis.set_major_formatter(lambda v, _: f"{v * 100:.0f}%")
     ax.set_xlabel("false alarms per country-year")
     ax.set_ylabel("recall (share of episodes warned)")
-    return _svg(fig, prefix, f"Recall against false alarms for {rule} by {parameter}")
+    return inline_svg(fig, prefix, f"Recall against false alarms for {rule} by {parameter}")
 
 
 # ---------------------------------------------------------------- HTML sections

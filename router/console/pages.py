@@ -28,7 +28,8 @@ from tocsin.web.app import Problem, read_body
 
 SESSION_COOKIE = "tocsin_console"
 FORM_LIMIT = 32 * 1024
-SEVERITIES = ("WATCH", "WARNING", "CRITICAL")
+SEVERITIES = ("INFO", "WATCH", "WARNING", "CRITICAL")
+STATUSES = ("FIRING", "UPDATED", "RESOLVED")
 ANSWERS = ("acknowledged", "action_taken", "declined", "referred", "comment")
 ANSWER_FIELDS = ("kind", "responder", "description", "reason", "referred_to")
 FILTERS = ("status", "severity", "country", "risk_factor")
@@ -111,9 +112,14 @@ def mount_console(app: FastAPI, router: Router, secret: str, max_age_s: int, htt
     def to(path: str) -> RedirectResponse:
         return RedirectResponse(path, status_code=303)
 
+    def to_login(request: Request) -> RedirectResponse:
+        if request.method != "GET":  # a form of an expired session: back to the start, not to a POST
+            return to("/login")
+        return to(f"/login?next={quote(request.url.path, safe='')}")
+
     @app.get("/login", include_in_schema=False)
     async def login_page(request: Request):
-        return page(request, "login.html")
+        return page(request, "login.html", next=_local(request.query_params.get("next")))
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request):
@@ -121,12 +127,12 @@ def mount_console(app: FastAPI, router: Router, secret: str, max_age_s: int, htt
         org = find_by_token(router.config.organisations.values(), fields.get("token", "").strip() or "\0")
         if org is None or org.revoked:
             message = "revoked" if org is not None else "unknown"
-            return page(request, "login.html", status=401, error=message)
+            return page(request, "login.html", status=401, error=message, next=_local(fields.get("next")))
         request.session.clear()
         request.session.update(org=org.name, since=time.time(), csrf=secrets.token_urlsafe(32))
         if fields.get("lang") in LANGUAGES:
             request.session["lang"] = fields["lang"]
-        return to("/")
+        return to(_local(fields.get("next")))
 
     @app.post("/logout", include_in_schema=False)
     async def logout(request: Request):
@@ -139,14 +145,13 @@ def mount_console(app: FastAPI, router: Router, secret: str, max_age_s: int, htt
         fields = await form(request)
         if fields.get("lang") in LANGUAGES:
             request.session["lang"] = fields["lang"]
-        back = fields.get("back", "/")
-        return to(back if back.startswith("/") and not back.startswith("//") else "/")
+        return to(_local(fields.get("back")))
 
     @app.get("/", include_in_schema=False)
     async def alerts(request: Request):
         org = signed_in(request)
         if org is None:
-            return to("/login")
+            return to_login(request)
         rows = await run_in_threadpool(router.visible, org.name)
         waiting = _waiting(router, rows)
         chosen = {
@@ -163,6 +168,7 @@ def mount_console(app: FastAPI, router: Router, secret: str, max_age_s: int, htt
             waited={a: _waited(s) for a, s in waiting.items()},
             chosen=chosen,
             severities=SEVERITIES,
+            statuses=STATUSES,
             countries=sorted({a["country"] for a in rows}),
             risk_factors=sorted({rf for a in rows for rf in a["risk_factors"]}),
         )
@@ -171,7 +177,7 @@ def mount_console(app: FastAPI, router: Router, secret: str, max_age_s: int, htt
     async def alert_page(request: Request, alert_id: str):
         org = signed_in(request)
         if org is None:
-            return to("/login")
+            return to_login(request)
         found = [a for a in await run_in_threadpool(router.visible, org.name) if a["id"] == alert_id]
         if not found:  # not routed to this organisation, or no such alert: the same answer
             return page(request, "missing.html", status=404, org=org)
@@ -194,7 +200,7 @@ def mount_console(app: FastAPI, router: Router, secret: str, max_age_s: int, htt
     async def answer(request: Request, alert_id: str):
         org = signed_in(request)
         if org is None:
-            return to("/login")
+            return to_login(request)
         fields = await form(request)
         body = {
             k: fields[k]
@@ -214,7 +220,7 @@ def mount_console(app: FastAPI, router: Router, secret: str, max_age_s: int, htt
     async def silences(request: Request):
         org = signed_in(request)
         if org is None:
-            return to("/login")
+            return to_login(request)
         if not org.admin:
             return page(request, "forbidden.html", status=403, org=org)
         now = time.time()
@@ -231,7 +237,7 @@ def mount_console(app: FastAPI, router: Router, secret: str, max_age_s: int, htt
     async def create_silence(request: Request):
         org = signed_in(request)
         if org is None:
-            return to("/login")
+            return to_login(request)
         fields = await form(request)
         if not org.admin:
             return page(request, "forbidden.html", status=403, org=org)
@@ -255,7 +261,7 @@ def mount_console(app: FastAPI, router: Router, secret: str, max_age_s: int, htt
     async def expire_silence(request: Request, silence_id: str):
         org = signed_in(request)
         if org is None:
-            return to("/login")
+            return to_login(request)
         fields = await form(request)
         if not org.admin:
             return page(request, "forbidden.html", status=403, org=org)
@@ -275,6 +281,11 @@ def mount_console(app: FastAPI, router: Router, secret: str, max_age_s: int, htt
     async def stylesheet():
         css = envs["en"].loader.get_source(envs["en"], "console.css")[0]  # type: ignore[union-attr]
         return Response(css, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+
+
+def _local(path: str | None) -> str:
+    """A path on this site to go back to, never another site's address (an open redirect)."""
+    return path if path and path.startswith("/") and not path.startswith(("//", "/\\")) else "/"
 
 
 def _csrf(request: Request) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from kafka import KafkaProducer
 
 from tests.faults.test_fuzz_http import alert, call, create_topics
 from tests.integration.test_backtest_report_browser import CHROMIUM_ARGS, chromium, is_a_rendering
@@ -20,6 +21,7 @@ from tocsin.router.api import RouterAPI
 from tocsin.router.config import parse_router_config
 from tocsin.router.ledger import read_ledger
 from tocsin.router.service import Router
+from tocsin.serde.avro import default_registry, encode
 
 pytestmark = pytest.mark.integration
 
@@ -35,9 +37,8 @@ def evidenced(alert_id: str, country: str, region: str | None) -> dict:
     found["values"] = [{"name": "fatalities", "value": 38.0, "threshold": 25.0, "comparator": ">="}]
     found["risk_factors"] = [1, 11]
     found["evidence"] = [
-        {"observation_id": "o1", "source_id": "s1", "title": "Shelling of Mekelle market",
-         "origin": "reliefweb", "url": "https://reliefweb.int/report/ethiopia/example",
-         "event_time": 1_704_585_600_000},
+        {"record_id": "reliefweb:4021", "title": "Shelling of Mekelle market", "source": "reliefweb",
+         "url": "https://reliefweb.int/report/ethiopia/example"},
     ]  # fmt: skip
     return found
 
@@ -73,11 +74,18 @@ def console(bootstrap, tmp_path):
             ],
         }
     )
+    # The alerts come as the alert job writes them: Avro on the alerts topic, read by the router.
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    schema = default_registry().get("Alert")
+    for found in (evidenced(TIGRAY, "ETH", "Tigray"), evidenced(DARFUR, "SDN", None)):
+        producer.send(topics["alerts"], encode(schema, found), key=found["id"].encode())
+    producer.flush()
+    producer.close()
     router = Router(config, {"bootstrap_servers": [bootstrap]}, topics)
     router.start()
-    with router.lock:
-        router.receive(evidenced(TIGRAY, "ETH", "Tigray"), 0, 0)
-        router.receive(evidenced(DARFUR, "SDN", None), 0, 1)
+    deadline = time.monotonic() + 30
+    while len(router.state.alerts) < 2 and time.monotonic() < deadline:
+        router.poll_once()
     time.sleep(1.2)
     router.tick()  # past group_wait: both notified, now waiting for an answer
     api = RouterAPI(router).start()
@@ -100,15 +108,17 @@ def test_a_duty_officer_signs_in_reads_and_acknowledges_an_alert_in_the_console(
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: requests.append(r.url))
 
-        page.goto(api.url + "/")
-        assert page.url.endswith("/login")
+        page.goto(f"{api.url}/alerts/{quote(TIGRAY, safe='')}")  # a link from an e-mail, not signed in
+        assert "/login" in page.url
         page.fill("input[name=token]", "wrong")
         page.click("form[action='/login'] button")
         assert page.locator(".error").inner_text() == "Unknown token."
         errors.remove("Failed to load resource: the server responded with a status of 401 (Unauthorized)")
         page.fill("input[name=token]", TOKENS["igad"])
         page.click("form[action='/login'] button")
+        assert page.locator("#alert-id").inner_text() == TIGRAY  # back where the link pointed
 
+        page.goto(api.url + "/")
         listed = page.locator("#alerts tbody tr code").all_inner_texts()
         assert listed == [TIGRAY]  # only what was routed to IGAD
         assert (

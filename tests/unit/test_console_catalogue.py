@@ -12,7 +12,7 @@ from tocsin.router.console import pages
 from tocsin.router.console.i18n import LOCALES, negotiate, translations
 
 TEMPLATES = Path(pages.__file__).with_name("templates")
-SHOWN_THROUGH_GETTEXT = ["FIRING", "RESOLVED", *pages.SEVERITIES, *(a.upper() for a in pages.ANSWERS)]
+SHOWN_THROUGH_GETTEXT = [*pages.STATUSES, *pages.SEVERITIES, *(a.upper() for a in pages.ANSWERS)]
 
 
 def template_messages() -> set[str]:
