@@ -22,6 +22,7 @@ import yaml
 from kafka import KafkaConsumer, TopicPartition
 from rich.console import Console
 
+from tocsin.kafka.local_broker import free_port
 from tocsin.kafka.topics import ALERTS, LEDGER, NOTIFICATIONS, RESPONSES
 from tocsin.organisations import token_digest
 from tocsin.pipelines.rules.config import packaged_rules_path
@@ -94,8 +95,9 @@ class Receiver(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-def router_config(receiver_url: str, tokens: dict[str, str]):
-    """The demo's routing tree: the example's receivers, webhooks to the local receiver, short timers."""
+def router_config(receiver_url: str, tokens: dict[str, str], external_url: str = ""):
+    """The demo's routing tree: the example's receivers, webhooks to the local receiver, short timers;
+    notifications link to the console at `external_url`."""
 
     receivers = ["au-situation-room", "igad-situation-room", "un-osapg", "civil-society-network"]
     orgs = {
@@ -107,6 +109,7 @@ def router_config(receiver_url: str, tokens: dict[str, str]):
     return parse_router_config(
         {
             "version": 1,
+            "external_url": external_url,
             "route": {
                 "receiver": "un-osapg",
                 "group_by": ["alertname", "country"],
@@ -171,9 +174,10 @@ def run_router(
         "notifications": NOTIFICATIONS,
         "responses": RESPONSES,
     }
-    router = Router(router_config(receiver.url, tokens), client, topics)
+    port = free_port()  # known before the config, whose notifications link to the console on it
+    router = Router(router_config(receiver.url, tokens, f"http://127.0.0.1:{port}"), client, topics)
     router.start()
-    api = RouterAPI(router).start()
+    api = RouterAPI(router, port=port).start()
     stop = threading.Event()
     loop = threading.Thread(target=router.run, args=(stop,), daemon=True)
     loop.start()
