@@ -8,6 +8,7 @@ escalation deadline is forgotten. One thread owns the state; the HTTP API calls 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 import uuid
@@ -97,7 +98,11 @@ class Router:
         self.state = RouterState.rebuilt(entries)
         self.writer = LedgerWriter(self.client, self.topics["ledger"], self.state.last)
         self.producer = KafkaProducer(acks="all", **self.client)
-        self.publish = lambda topic, key, value: self.producer.send(self.topics[topic], key=key, value=value)
+        # Each record is acknowledged before the router goes on (a Notification before the ledger entry
+        # of its attempt, see _deliver): a record left in the producer's buffer was lost with a kill -9.
+        self.publish = lambda topic, key, value: self.producer.send(
+            self.topics[topic], key=key, value=value
+        ).get(timeout=30)
         self.consumer = KafkaConsumer(
             enable_auto_commit=False, isolation_level="read_committed", **self.client
         )
@@ -106,6 +111,7 @@ class Router:
         self.consumer.assign(tps)
         for tp in tps:
             self.consumer.seek(tp, self.state.offsets.get(tp.partition, 0))
+        self._resume()
         UNACKED.set(len(self.state.unacknowledged()))
         self.started = True
         self.log.info(
@@ -114,6 +120,36 @@ class Router:
             alerts=len(self.state.alerts),
             pending_escalations=sum(1 for e in self.state.escalations.values() if not e.done),
         )
+
+    def _resume(self) -> None:
+        """Finish the step a crash cut short, as the ledger's last entries show it, before reading on.
+
+        Each step is several entries (an alert received then routed; a notification's attempt, an entry
+        per alert and channel, then group.notified; an escalation or a referral, then its attempts), and a
+        kill -9 can fall between any two. Without this, an alert received but not routed was never
+        notified (its offset was read past), an escalation or referral entry without its attempts was
+        never sent, and a group whose attempts were in the ledger but not its group.notified was
+        notified again, every channel (sent twice, the ledger and the Notification records twice). Only
+        an attempt the ledger has no entry of is sent again (at least once: it may have been sent).
+        """
+        with self.lock:
+            if self.state.unrouted is not None:  # the last entry: alert.received
+                self._route(self.state.unrouted)
+                return
+            opening, trail = self.state.opening, list(self.state.trail)
+            if opening is not None and opening.kind == "escalation":
+                level, receiver = opening.payload["level"], opening.payload["receiver"]
+                message = self._escalation(opening.subject_id, level, receiver)
+                self._deliver(message, [opening.subject_id], level, trail)
+            elif opening is not None and opening.kind == "response" and opening.payload["kind"] == "REFERRED":
+                message = self._referral(opening.subject_id, opening.payload["referred_to"])
+                self._deliver(message, [opening.subject_id], 0, trail)
+            # A group's attempts come last, and its group.notified after them (a group key is in the
+            # trail only while that group's notification is under way).
+            key = trail[-1][1]["group_key"] if trail else None
+            if key in self.state.groups:
+                firing = [a for a in self.state.alerts.values() if a["status"] != "RESOLVED"]
+                self._notify_group(self.state.groups[key], self.clock(), firing, trail)
 
     def run(self, stop: threading.Event, poll_ms: int = 200) -> None:
         while not stop.is_set():
@@ -162,6 +198,9 @@ class Router:
             "router",
             {"alert": alert, "partition": partition, "offset": offset},
         )
+        self._route(alert)
+
+    def _route(self, alert: dict) -> None:
         routes = []
         for route in match(self.config.route, alert["labels"]):
             routes.append(
@@ -195,7 +234,7 @@ class Router:
                 self._append("alert.archived", alert_id, "router", {"retention_s": self.config.retention_s})
             UNACKED.set(len(self.state.unacknowledged()))
 
-    def _notify_group(self, group, now: float, firing: list[dict]) -> None:
+    def _notify_group(self, group, now: float, firing: list[dict], recorded=()) -> None:
         send = []
         for alert in group.alerts.values():
             muted_by = self._muted(alert, firing, now)
@@ -210,7 +249,8 @@ class Router:
                 )
         if send:
             labels = {name: send[0]["labels"].get(name, "") for name in self.routes[group.route_id].group_by}
-            self._deliver(Message(group.receiver, group.key, labels, send), [a["id"] for a in send], 0)
+            message = Message(group.receiver, group.key, labels, send)
+            self._deliver(message, [a["id"] for a in send], 0, recorded)
         content = sorted([a["id"], a["sequence"]] for a in group.alerts.values())
         self._append("group.notified", group.key, "router", {"group_key": group.key, "content": content})
 
@@ -226,12 +266,23 @@ class Router:
     def _escalate(self, alert_id: str, level: int, receiver: str) -> None:
         ESCALATIONS.labels(receiver).inc()
         self._append("escalation", alert_id, "router", {"level": level, "receiver": receiver})
-        alert = self.state.alerts[alert_id]
-        message = Message(receiver, f"escalation:{alert_id}:{level}", {"alert_id": alert_id}, [alert], level)
-        self._deliver(message, [alert_id], level)
+        self._deliver(self._escalation(alert_id, level, receiver), [alert_id], level)
 
-    def _deliver(self, message: Message, alert_ids: list[str], level: int) -> None:
+    def _escalation(self, alert_id: str, level: int, receiver: str) -> Message:
+        alert = self.state.alerts[alert_id]
+        return Message(receiver, f"escalation:{alert_id}:{level}", {"alert_id": alert_id}, [alert], level)
+
+    def _referral(self, alert_id: str, receiver: str) -> Message:
+        return Message(
+            receiver, f"referral:{alert_id}", {"alert_id": alert_id}, [self.state.alerts[alert_id]], 0
+        )
+
+    def _deliver(self, message: Message, alert_ids: list[str], level: int, recorded=()) -> None:
+        """Send to each channel of the receiver, retrying; `recorded`: the ledger's notification entries
+        (subject id, payload) of this message when a restart resumes it: channels with a final attempt
+        there are not sent again (their missing entries are written), one retrying goes on after it."""
         receiver = self.config.receivers[message.receiver]
+        attempts = _attempts([r for r in recorded if r[1]["group_key"] == message.group_key])
         for channel in receiver.channels:
             notifier = notifier_for(channel)
             digest = hashlib.sha256(notifier.render(message)).hexdigest()
@@ -250,10 +301,22 @@ class Router:
                     "level": level,
                     "payload_sha256": digest,
                 }
+                # The record first, then the ledger entries: an attempt in the ledger is on the topic too,
+                # so a restart that finds it there has nothing to send or publish again (_resume). A
+                # crash between the two is one between the delivery and its entry: the restarted router
+                # delivers and publishes again (at least once), with the same record id.
+                self._publish_notification(payload)
                 for alert_id in alert_ids:
                     self._append("notification", alert_id, "router", payload)
-                self._publish_notification(payload)
 
+            first, final = 1, False
+            while not final and attempts and attempts[0][0]["channel"] == notifier.kind:  # in order
+                done, written = attempts.pop(0)
+                for alert_id in done["alert_ids"][written:]:  # cut short between its entries
+                    self._append("notification", alert_id, "router", done)
+                first, final = done["attempt"] + 1, done["status"] != "RETRYING"
+            if final:
+                continue  # sent (or failed for good) before the crash: the ledger says so
             deliver(
                 lambda n=notifier: n.send(message),
                 self.config.retry_attempts,
@@ -261,6 +324,7 @@ class Router:
                 self.config.retry_max_backoff_s,
                 record,
                 self.sleep,
+                first,
             )
 
     # -- responders ---------------------------------------------------------------------------------
@@ -329,11 +393,7 @@ class Router:
                 TIME_TO_DECISION.labels(receiver).observe(now - notified)
             self._publish_response(alert_id, payload, now)
             if kind == "REFERRED":
-                alert = self.state.alerts[alert_id]
-                message = Message(
-                    body["referred_to"], f"referral:{alert_id}", {"alert_id": alert_id}, [alert], 0
-                )
-                self._deliver(message, [alert_id], 0)
+                self._deliver(self._referral(alert_id, body["referred_to"]), [alert_id], 0)
             UNACKED.set(len(self.state.unacknowledged()))
             return payload
 
@@ -373,8 +433,13 @@ class Router:
         return entry
 
     def _publish_notification(self, p: dict) -> None:
+        # Deterministic, as the schema says: the attempt's place in the ledger (the sequence its first entry
+        # takes) with its group, receiver, channel, level and number; a delivery repeated after a crash
+        # has the same id, so a consumer can tell it from a new attempt. It was a random uuid4.
+        sequence = self.state.last.sequence + 1 if self.state.last is not None else 0
+        attempt = [sequence, p["group_key"], p["receiver"], p["channel"], p["level"], p["attempt"]]
         record = {
-            "id": str(uuid.uuid4()),
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "tocsin-notification:" + json.dumps(attempt))),
             "alert_ids": p["alert_ids"],
             "group_key": p["group_key"],
             "receiver": p["receiver"],
@@ -412,6 +477,17 @@ def _index(route: Route, into: dict | None = None) -> dict[str, Route]:
     for child in route.routes:
         _index(child, into)
     return into
+
+
+def _attempts(entries: list) -> list[list]:
+    """The attempts in notification entries (subject id, payload), in order: [payload, entries written];
+    an attempt is an entry per alert of its payload's alert_ids, the first alert's first."""
+    out: list[list] = []
+    for subject_id, payload in entries:
+        if subject_id == payload["alert_ids"][0] or not out:
+            out.append([payload, 0])
+        out[-1][1] += 1
+    return out
 
 
 def _plain_alert(alert: dict) -> dict:

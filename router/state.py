@@ -40,6 +40,12 @@ class RouterState:
     resolved_at: dict[str, float] = field(default_factory=dict)  # in the order they resolved
     archived: dict[str, int] = field(default_factory=dict)  # alert id -> its last sequence
     last: Entry | None = None
+    # What a crash may have cut short, for the restarted router to finish (Router._resume): the alert of
+    # an alert.received whose alert.routed was not written yet, and the notification entries (subject id,
+    # payload) since the last entry of another kind (`opening`): the attempts of the message being sent.
+    unrouted: dict | None = None
+    trail: list = field(default_factory=list)
+    opening: Entry | None = None
 
     @classmethod
     def rebuilt(cls, entries) -> RouterState:
@@ -63,7 +69,9 @@ class RouterState:
                 self.resolved_at.setdefault(alert["id"], at)
                 if alert["id"] in self.escalations:
                     self.escalations[alert["id"]].done = True
+            self.unrouted = alert
         elif kind == "alert.routed":
+            self.unrouted = None
             alert = self.alerts[entry.subject_id]
             for r in p["routes"]:
                 group = self.groups.get(r["group_key"])
@@ -92,6 +100,11 @@ class RouterState:
                 esc = self.escalations.get(alert_id)
                 if esc is not None and esc.last_at is None:
                     esc.last_at = at
+            # What was notified of the alerts the group keeps: with the resolved ones dropped above still
+            # in it, content() != notified and `due` took the drop for a change, sending the firing rest
+            # again group_interval later (or not, if another change came first: a duplicate that depended
+            # on timing, so a restarted router's ledger differed from an uninterrupted one's).
+            group.notified = frozenset((i, s) for i, s in content if i in group.alerts)
             if not group.alerts:
                 del self.groups[p["group_key"]]
         elif kind == "escalation":
@@ -123,6 +136,10 @@ class RouterState:
                 self.silences[old.id] = Silence(
                     old.id, old.matchers, old.author, old.reason, old.starts_at, at
                 )
+        if kind == "notification":
+            self.trail.append((entry.subject_id, p))
+        else:
+            self.trail, self.opening = [], entry
         self.last = entry
 
     def archive(self, alert_id: str) -> None:

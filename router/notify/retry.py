@@ -15,11 +15,14 @@ def deliver(
     max_backoff_s: float,
     on_attempt: Callable[[int, Outcome, bool], None],
     sleep: Callable[[float], None] = time.sleep,
+    first: int = 1,
 ) -> Outcome:
-    """Call send until it succeeds, fails for good, or attempts run out; on_attempt(n, outcome, final)."""
-    delay = backoff_s
+    """Call send until it succeeds, fails for good, or attempts run out; on_attempt(n, outcome, final).
+
+    `first` > 1 goes on from there (a restarted router whose ledger has the attempts before it)."""
+    delay = min(backoff_s * 2 ** (first - 1), max_backoff_s)
     outcome = Outcome(False, False, "not attempted")
-    for attempt in range(1, attempts + 1):
+    for attempt in range(first, attempts + 1):
         outcome = send()
         final = outcome.ok or not outcome.retryable or attempt == attempts
         on_attempt(attempt, outcome, final)
