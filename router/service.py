@@ -380,6 +380,10 @@ class Router:
                 "DECLINED",
                 "REFERRED",
             )
+            # The Response record first, acknowledged, then the ledger entry: a kill between the two
+            # leaves a record the ledger does not have (the client got no answer and sends again, and the
+            # record sent again has the same id), never a ledger entry whose record was lost.
+            self._publish_response(alert_id, payload, now)
             if kind == "COMMENT":
                 self._append("comment", alert_id, f"{organisation}/{payload['responder']}", payload)
             else:
@@ -391,7 +395,6 @@ class Router:
                 TIME_TO_ACK.labels(receiver).observe(now - notified)
             if notified is not None and first_decision:
                 TIME_TO_DECISION.labels(receiver).observe(now - notified)
-            self._publish_response(alert_id, payload, now)
             if kind == "REFERRED":
                 self._deliver(self._referral(alert_id, body["referred_to"]), [alert_id], 0)
             UNACKED.set(len(self.state.unacknowledged()))
@@ -456,8 +459,11 @@ class Router:
         self.publish("notifications", p["alert_ids"][0].encode(), value)
 
     def _publish_response(self, alert_id: str, p: dict, now: float) -> None:
+        # Deterministic like a Notification's: the place its entry takes in the ledger, and what it says.
+        sequence = self.state.last.sequence + 1 if self.state.last is not None else 0
+        answer = [sequence, alert_id, p["organisation"], p["responder"], p["kind"]]
         record = {
-            "id": str(uuid.uuid4()),
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "tocsin-response:" + json.dumps(answer))),
             "alert_id": alert_id,
             "organisation": p["organisation"],
             "responder": p["responder"],

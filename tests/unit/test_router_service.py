@@ -284,3 +284,30 @@ def test_a_resolved_alert_is_archived_after_the_retention_and_still_recognised(t
     rebuilt = RouterState.rebuilt(router.writer.entries)
     assert sorted(rebuilt.alerts) == ["a2"] and rebuilt.archived == {"a1": 2}
     assert verify(router.writer.entries) == []
+
+
+def test_an_answer_is_published_before_its_ledger_entry_and_again_with_the_same_id(tmp_path):
+    from tocsin.serde.avro import decode
+
+    cfg, _ = config(tmp_path)
+    clock = Clock()
+    router = router_for(cfg, clock)
+    router.receive(alert("a1"), 0, 0)
+    clock.now = T0 + 10
+    router.tick()
+    records = []
+    router.publish = lambda topic, key, value: records.append((topic, decode(value)))
+    append = router.writer.append
+
+    def killed(*args):
+        raise RuntimeError("killed before the ledger entry")
+
+    router.writer.append = killed
+    answer = {"kind": "acknowledged", "responder": "amina"}
+    with pytest.raises(RuntimeError):
+        router.respond("focal", "a1", answer)
+    assert [(t, r["kind"]) for t, r in records] == [("responses", "ACKNOWLEDGED")]  # not lost with the kill
+    router.writer.append = append  # restarted; the client, who got no answer, sends it again
+    router.respond("focal", "a1", answer)
+    assert records[1][1]["id"] == records[0][1]["id"]  # the same answer: a consumer keeps one
+    assert [e.kind for e in router.writer.entries].count("response") == 1
