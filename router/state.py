@@ -43,6 +43,7 @@ class RouterState:
     # What a crash may have cut short, for the restarted router to finish (Router._resume): the alert of
     # an alert.received whose alert.routed was not written yet, and the notification entries (subject id,
     # payload) since the last entry of another kind (`opening`): the attempts of the message being sent.
+    story: dict[str, list[Entry]] = field(default_factory=dict)  # alert id -> its entries, in order
     unrouted: dict | None = None
     trail: list = field(default_factory=list)
     opening: Entry | None = None
@@ -136,6 +137,8 @@ class RouterState:
                 self.silences[old.id] = Silence(
                     old.id, old.matchers, old.author, old.reason, old.starts_at, at
                 )
+        if entry.subject_id in self.alerts:  # the console tells it; archived alerts' stories are dropped
+            self.story.setdefault(entry.subject_id, []).append(entry)
         if kind == "notification":
             self.trail.append((entry.subject_id, p))
         else:
@@ -145,7 +148,14 @@ class RouterState:
     def archive(self, alert_id: str) -> None:
         """Forget a resolved alert but its id and last sequence (so a repeat of it is still recognised)."""
         self.archived[alert_id] = self.alerts.pop(alert_id)["sequence"]
-        for table in (self.routed, self.escalations, self.first_notified, self.acks, self.decisions):
+        for table in (
+            self.routed,
+            self.escalations,
+            self.first_notified,
+            self.acks,
+            self.decisions,
+            self.story,
+        ):
             table.pop(alert_id, None)
         self.resolved_at.pop(alert_id, None)
         self.muted = {m for m in self.muted if m[0] != alert_id}

@@ -23,6 +23,8 @@ from starlette.middleware.sessions import SessionMiddleware
 from tocsin.framework import risk_factor_title
 from tocsin.organisations import Organisation, find_by_token
 from tocsin.router.console.i18n import LANGUAGES, negotiate, translations
+from tocsin.router.console.plot import series_svg
+from tocsin.router.ledger import describe
 from tocsin.router.service import Forbidden, Invalid, Router
 from tocsin.web.app import Problem, read_body
 
@@ -30,6 +32,8 @@ SESSION_COOKIE = "tocsin_console"
 FORM_LIMIT = 32 * 1024
 SEVERITIES = ("INFO", "WATCH", "WARNING", "CRITICAL")
 STATUSES = ("FIRING", "UPDATED", "RESOLVED")
+STORY_KINDS = ("alert.received", "alert.routed", "alert.muted", "notification", "escalation", "response",
+               "comment", "alert.archived")  # fmt: skip
 ANSWERS = ("acknowledged", "action_taken", "declined", "referred", "comment")
 ANSWER_FIELDS = ("kind", "responder", "description", "reason", "referred_to")
 FILTERS = ("status", "severity", "country", "risk_factor")
@@ -183,11 +187,15 @@ def mount_console(app: FastAPI, router: Router, secret: str, max_age_s: int, htt
             return page(request, "missing.html", status=404, org=org)
         alert = found[0]
         lang = language(request)
+        with router.lock:
+            entries = list(router.state.story.get(alert_id, ()))
         return page(
             request,
             "alert.html",
             org=org,
             alert=alert,
+            story=[{"at": e.at, "kind": e.kind, "actor": e.actor, "text": describe(e)} for e in entries],
+            plot=_plot(alert, entries, lang),
             risk_factors=[risk_factor_title(n, lang) for n in alert["risk_factors"]],
             waited=_waiting(router, [alert]).get(alert_id),
             receivers=sorted(router.config.receivers),
@@ -281,6 +289,25 @@ def mount_console(app: FastAPI, router: Router, secret: str, max_age_s: int, htt
     async def stylesheet():
         css = envs["en"].loader.get_source(envs["en"], "console.css")[0]  # type: ignore[union-attr]
         return Response(css, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+
+
+def _plot(alert: dict, entries: list, language: str) -> str:
+    """The rule's first value at each event of the alert, against its threshold ('' without values)."""
+    events = [
+        {"window_end": a["window_end"], "value": a["values"][0]["value"], "status": a["status"]}
+        for a in (e.payload["alert"] for e in entries if e.kind == "alert.received")
+        if a["values"]
+    ]
+    if not events or not alert["values"]:
+        return ""
+    name, threshold = alert["values"][0]["name"], alert["values"][0]["threshold"]
+    gettext = translations(language).gettext
+    labels = {
+        "title": gettext("%(name)s at each event of this alert") % {"name": name},
+        "threshold": gettext("Threshold"),
+        "window": gettext("This window"),
+    }
+    return series_svg(events, name, threshold, (alert["window_start"], alert["window_end"]), labels)
 
 
 def _local(path: str | None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import matplotlib
 import numpy as np
+from matplotlib import dates as mdates
 
 from tocsin.plots import RC, figure, inline_svg
 
@@ -31,7 +32,9 @@ def series_svg(
         start, end = (np.datetime64(int(w), "ms") for w in window)
         ax.axvspan(start, end, color="#F2C14E", alpha=0.25, label=labels["window"])
         ax.set_title(labels["title"], loc="left")
-        ax.set_ylim(bottom=0)
-        ax.legend(loc="upper left", frameon=False)
-        fig.autofmt_xdate()
+        ax.set_ylim(bottom=0, top=max([*values, threshold or 0]) * 1.25 or 1)
+        locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        ax.legend(loc="upper left", frameon=False, ncols=3)
         return inline_svg(fig, "series", labels["title"])

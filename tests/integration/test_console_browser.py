@@ -31,10 +31,18 @@ DARFUR = "threshold:SDN:2024-01-07"
 SCREENSHOTS = Path(os.environ.get("TOCSIN_SCREENSHOTS", Path(__file__).parents[1] / "out"))
 
 
-def evidenced(alert_id: str, country: str, region: str | None) -> dict:
+DAY = 86_400_000
+JAN_7 = 1_704_585_600_000  # 2024-01-07
+
+
+def evidenced(alert_id: str, country: str, region: str | None, day: int = 0, deaths: float = 38) -> dict:
+    """The alert's event `day` days after it fired on 7 January 2024 (FIRING, then UPDATED)."""
     found = alert(alert_id, country, region)
-    found["summary"] = f"Civilians killed in {region or country}: 38 in 7 days (threshold 25)"
-    found["values"] = [{"name": "fatalities", "value": 38.0, "threshold": 25.0, "comparator": ">="}]
+    end = JAN_7 + day * DAY
+    found.update(sequence=day + 1, status="UPDATED" if day else "FIRING", window_start=end - 7 * DAY,
+                 window_end=end, first_fired=JAN_7, last_updated=end)  # fmt: skip
+    found["summary"] = f"Civilians killed in {region or country}: {deaths:g} in 7 days (threshold 25)"
+    found["values"] = [{"name": "fatalities", "value": deaths, "threshold": 25.0, "comparator": ">="}]
     found["risk_factors"] = [1, 11]
     found["evidence"] = [
         {"record_id": "reliefweb:4021", "title": "Shelling of Mekelle market", "source": "reliefweb",
@@ -77,14 +85,15 @@ def console(bootstrap, tmp_path):
     # The alerts come as the alert job writes them: Avro on the alerts topic, read by the router.
     producer = KafkaProducer(bootstrap_servers=bootstrap)
     schema = default_registry().get("Alert")
-    for found in (evidenced(TIGRAY, "ETH", "Tigray"), evidenced(DARFUR, "SDN", None)):
+    events = [evidenced(TIGRAY, "ETH", "Tigray", d, deaths) for d, deaths in enumerate((38, 52, 61, 57))]
+    for found in [*events, evidenced(DARFUR, "SDN", None)]:
         producer.send(topics["alerts"], encode(schema, found), key=found["id"].encode())
     producer.flush()
     producer.close()
     router = Router(config, {"bootstrap_servers": [bootstrap]}, topics)
     router.start()
     deadline = time.monotonic() + 30
-    while len(router.state.alerts) < 2 and time.monotonic() < deadline:
+    while len(router.state.story.get(TIGRAY, ())) < 8 and time.monotonic() < deadline:
         router.poll_once()
     time.sleep(1.2)
     router.tick()  # past group_wait: both notified, now waiting for an answer
@@ -139,7 +148,10 @@ def test_a_duty_officer_signs_in_reads_and_acknowledges_an_alert_in_the_console(
             "Risk factor 11: Signs of a widespread or systematic attack"
             in page.locator("#risk-factors").inner_text()
         )
-        assert page.locator("#values td").all_inner_texts()[:2] == ["fatalities", "38.0"]
+        assert page.locator("#values td").all_inner_texts()[:2] == ["fatalities", "57.0"]  # the last event
+        assert page.locator("#series svg").count() == 1  # the plot, drawn on the server
+        kinds = page.locator("#story tbody tr td:nth-child(2)").all_inner_texts()
+        assert kinds.count("alert.received") == 4 and "notification" in kinds
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shot = SCREENSHOTS / "console-alert.png"
         page.screenshot(path=str(shot), full_page=True)
@@ -153,11 +165,14 @@ def test_a_duty_officer_signs_in_reads_and_acknowledges_an_alert_in_the_console(
             .inner_text()
             .startswith("Acknowledged by Amina, IGAD situation room")
         )
+        story = page.locator("#story tbody tr.story-response td").all_inner_texts()
+        assert story[1:] == ["response", "igad/Amina, IGAD situation room", "ACKNOWLEDGED"]  # in the ledger
 
         page.click("form[action='/language'] button[value=fr]")
         assert page.locator("html").get_attribute("lang") == "fr"
-        assert page.locator("#status").inner_text() == "EN COURS"
+        assert page.locator("#status").inner_text() == "MISE À JOUR"  # UPDATED, in French
         assert page.locator("#acknowledged").inner_text().startswith("Prise en charge par Amina")
+        assert "réponse" in page.locator("#story").inner_text()
         browser.close()
 
     assert errors == []
