@@ -23,6 +23,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from tocsin.framework import risk_factor_title
 from tocsin.organisations import Organisation, find_by_token
 from tocsin.router.console.i18n import LANGUAGES, negotiate, translations
+from tocsin.router.console.map import map_svg
 from tocsin.router.console.plot import series_svg
 from tocsin.router.ledger import describe
 from tocsin.router.service import Forbidden, Invalid, Router
@@ -196,6 +197,9 @@ def mount_console(app: FastAPI, router: Router, secret: str, max_age_s: int, htt
             alert=alert,
             story=[{"at": e.at, "kind": e.kind, "actor": e.actor, "text": describe(e)} for e in entries],
             plot=_plot(alert, entries, lang),
+            map=map_svg(
+                alert["country"], alert["country"] + (f" / {alert['region']}" if alert["region"] else "")
+            ),
             risk_factors=[risk_factor_title(n, lang) for n in alert["risk_factors"]],
             waited=_waiting(router, [alert]).get(alert_id),
             receivers=sorted(router.config.receivers),

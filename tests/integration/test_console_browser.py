@@ -150,6 +150,7 @@ def test_a_duty_officer_signs_in_reads_and_acknowledges_an_alert_in_the_console(
         )
         assert page.locator("#values td").all_inner_texts()[:2] == ["fatalities", "57.0"]  # the last event
         assert page.locator("#series svg").count() == 1  # the plot, drawn on the server
+        assert page.locator("#map svg").get_attribute("aria-label") == "ETH / Tigray"  # and the map
         kinds = page.locator("#story tbody tr td:nth-child(2)").all_inner_texts()
         assert kinds.count("alert.received") == 4 and "notification" in kinds
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
