@@ -107,6 +107,9 @@ class Receiver(StrictModel):
     description: str = ""
     # The language of its notifications: their text comes from router/notify/locales (notify.i18n).
     language: Literal["en", "fr"] = "en"
+    # Tell it when an alert it was told of resolves (Alertmanager's send_resolved). An alert that resolved
+    # before it was ever notified firing is never sent: "resolved" says nothing to whom it was not news.
+    send_resolved: bool = True
     channels: list[Channel] = Field(min_length=1)
 
 

@@ -236,7 +236,11 @@ class Router:
 
     def _notify_group(self, group, now: float, firing: list[dict], recorded=()) -> None:
         send = []
+        told = {alert_id for alert_id, _ in group.notified}  # notified firing (resolved ones are dropped)
+        send_resolved = self.config.receivers[group.receiver].send_resolved
         for alert in group.alerts.values():
+            if alert["status"] == "RESOLVED" and not (send_resolved and alert["id"] in told):
+                continue  # never news to this receiver, or it does not want resolutions
             muted_by = self._muted(alert, firing, now)
             if muted_by is None:
                 send.append(alert)

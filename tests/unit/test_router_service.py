@@ -311,3 +311,39 @@ def test_an_answer_is_published_before_its_ledger_entry_and_again_with_the_same_
     router.respond("focal", "a1", answer)
     assert records[1][1]["id"] == records[0][1]["id"]  # the same answer: a consumer keeps one
     assert [e.kind for e in router.writer.entries].count("response") == 1
+
+
+def test_a_resolution_is_sent_only_to_whom_the_alert_was_notified_firing(tmp_path):
+    cfg, files = config(tmp_path)
+    clock = Clock()
+    router = router_for(cfg, clock)
+    # a1 fires and resolves within group_wait: the receiver was never told it fired, so nothing at all.
+    router.receive(alert("a1"), 0, 0)
+    router.receive(alert("a1", status="RESOLVED", seq=2), 0, 1)
+    clock.now = T0 + 10
+    router.tick()
+    assert lines(files["focal"]) == []
+    # a2 fires (notified), then resolves: the resolution is news, and sent.
+    router.receive(alert("a2"), 0, 2)
+    clock.now = T0 + 30
+    router.tick()
+    router.receive(alert("a2", status="RESOLVED", seq=2), 0, 3)
+    clock.now = T0 + 100
+    router.tick()
+    sent = [[(a["annotations"]["alert_id"], a["status"]) for a in n["alerts"]] for n in lines(files["focal"])]
+    assert sent == [[("a2", "firing")], [("a2", "resolved")]]
+
+
+def test_send_resolved_false_keeps_resolutions_from_a_receiver(tmp_path):
+    cfg, files = config(tmp_path)
+    cfg.receivers["focal"] = cfg.receivers["focal"].model_copy(update={"send_resolved": False})
+    clock = Clock()
+    router = router_for(cfg, clock)
+    router.receive(alert("a2"), 0, 0)
+    clock.now = T0 + 10
+    router.tick()
+    router.receive(alert("a2", status="RESOLVED", seq=2), 0, 1)
+    clock.now = T0 + 100
+    router.tick()
+    assert [len(n["alerts"]) for n in lines(files["focal"])] == [1]  # the firing one only
+    assert "a2" not in {a for g in router.state.groups.values() for a in g.alerts}  # and the group is done
