@@ -8,25 +8,24 @@ from typing import Annotated
 import typer
 
 from tocsin.cli_errors import fail, operator_errors
-from tocsin.cli_options import Bootstrap, duration, kafka_settings
+from tocsin.cli_options import Bootstrap, MetricsAddress, MetricsPort, duration, kafka_settings, start_metrics
 from tocsin.kafka.topics import CONNECTOR_STATE, DEAD_LETTERS, INCIDENTS, NEWS
+from tocsin.telemetry.metrics import DEFAULT_METRICS_ADDRESS
 
 app = typer.Typer(help="Put incident reports and news onto Kafka.", no_args_is_help=True)
 
 Speed = Annotated[
     float | None, typer.Option(help="Replay N times faster than event time (default: as fast as possible)")
 ]
-MetricsPort = Annotated[int | None, typer.Option(help="Serve Prometheus /metrics on this port")]
 Topic = Annotated[str, typer.Option(help="Topic to write to")]
 DeadLetterTopic = Annotated[str, typer.Option(help="Dead-letter topic")]
 BatchSize = Annotated[int, typer.Option(help="Records per Kafka transaction")]
 StateTopic = Annotated[str, typer.Option(help="Compacted topic holding the connectors' cursors")]
 
 
-def _serve(port: int | None) -> None:
-    from tocsin.telemetry.metrics import serve_metrics
-
-    serve_metrics(port)
+def _serve(metrics: tuple[int | None, str]) -> None:
+    """(--metrics-port, --metrics-address): /metrics served there, or one line and exit status 1."""
+    start_metrics(*metrics)
 
 
 def _summary(name: str, counts: dict) -> None:
@@ -54,12 +53,12 @@ def _topics(topic: str, dead_letter_topic: str, state_topic: str) -> dict:
     return {"topic": topic, "dead_letter_topic": dead_letter_topic, "state_topic": state_topic}
 
 
-def _replay(ingest, file: Path, bootstrap: str | None, metrics_port: int | None, **settings) -> None:
+def _replay(ingest, file: Path, bootstrap: str | None, metrics: tuple, **settings) -> None:
     """A file replay as every replay command runs it: a bad file or an absent broker is one line."""
     from tocsin.formats.records import BadFile
 
     kafka = kafka_settings(bootstrap)
-    _serve(metrics_port)
+    _serve(metrics)
     with operator_errors(kafka):
         try:
             counts = ingest(file, kafka.client_config(), **settings)
@@ -77,6 +76,7 @@ def connect_ucdp(
     speed: Speed = None,
     batch_size: BatchSize = 500,
     metrics_port: MetricsPort = None,
+    metrics_address: MetricsAddress = DEFAULT_METRICS_ADDRESS,
     state_topic: StateTopic = CONNECTOR_STATE,
 ) -> None:
     """Replay a UCDP GED CSV file (resumes where a previous run of the same file stopped)."""
@@ -86,7 +86,7 @@ def connect_ucdp(
         ingest_ucdp,
         file,
         bootstrap,
-        metrics_port,
+        (metrics_port, metrics_address),
         **_topics(topic, dead_letter_topic, state_topic),
         speed=speed,
         batch_size=batch_size,
@@ -108,6 +108,7 @@ def connect_reliefweb_csv(
     speed: Speed = None,
     batch_size: BatchSize = 500,
     metrics_port: MetricsPort = None,
+    metrics_address: MetricsAddress = DEFAULT_METRICS_ADDRESS,
     state_topic: StateTopic = CONNECTOR_STATE,
 ) -> None:
     """Replay a ReliefWeb report listing, oldest report first (resumes where a previous run stopped)."""
@@ -117,7 +118,7 @@ def connect_reliefweb_csv(
         ingest_reliefweb_csv,
         file,
         bootstrap,
-        metrics_port,
+        (metrics_port, metrics_address),
         country=country,
         **_topics(topic, dead_letter_topic, state_topic),
         speed=speed,
@@ -142,6 +143,7 @@ def connect_gdelt(
     speed: Speed = None,
     batch_size: BatchSize = 1000,
     metrics_port: MetricsPort = None,
+    metrics_address: MetricsAddress = DEFAULT_METRICS_ADDRESS,
     state_topic: StateTopic = CONNECTOR_STATE,
 ) -> None:
     """Replay a directory of GDELT export files in time order, or follow GDELT's lastupdate.txt."""
@@ -152,7 +154,7 @@ def connect_gdelt(
     if directory is not None and not directory.is_dir():
         fail(f"error: --dir {directory}: no such folder")
     kafka = kafka_settings(bootstrap)
-    _serve(metrics_port)
+    _serve((metrics_port, metrics_address))
     with operator_errors(kafka, url=url):
         totals = ingest_gdelt(
             kafka.client_config(),
@@ -177,12 +179,13 @@ def connect_rss(
     dead_letter_topic: DeadLetterTopic = DEAD_LETTERS,
     state_topic: StateTopic = CONNECTOR_STATE,
     metrics_port: MetricsPort = None,
+    metrics_address: MetricsAddress = DEFAULT_METRICS_ADDRESS,
 ) -> None:
     """Poll RSS/Atom feeds with conditional GET; only items not seen before are produced."""
     from tocsin.connectors import rss
 
     kafka = kafka_settings(bootstrap)
-    _serve(metrics_port)
+    _serve((metrics_port, metrics_address))
     with operator_errors(kafka):
         results = rss.run_feeds(
             urls,
@@ -204,12 +207,13 @@ def connect_reliefweb(
     dead_letter_topic: DeadLetterTopic = DEAD_LETTERS,
     state_topic: StateTopic = CONNECTOR_STATE,
     metrics_port: MetricsPort = None,
+    metrics_address: MetricsAddress = DEFAULT_METRICS_ADDRESS,
 ) -> None:
     """Ingest ReliefWeb reports page by page (resumes after the last committed page)."""
     from tocsin.connectors import reliefweb
 
     kafka = kafka_settings(bootstrap)
-    _serve(metrics_port)
+    _serve((metrics_port, metrics_address))
     with operator_errors(kafka, url=source):
         counts = reliefweb.run_reliefweb(
             source,
@@ -235,6 +239,7 @@ def intake_serve(
     topic: Annotated[str | None, typer.Option(help="Topic to write to")] = None,
     bootstrap: Bootstrap = None,
     metrics_port: MetricsPort = None,
+    metrics_address: MetricsAddress = DEFAULT_METRICS_ADDRESS,
 ) -> None:
     """Serve POST /v1/reports: 202 with the report id once Kafka has acknowledged the record."""
     from tocsin.cli_errors import exit_with_errors
@@ -245,7 +250,7 @@ def intake_serve(
     except IntakeConfigError as error:
         exit_with_errors(config, error.errors)
     kafka = kafka_settings(bootstrap)
-    _serve(metrics_port)
+    _serve((metrics_port, metrics_address))
     with operator_errors(kafka):
         server = serve(settings, kafka.client_config())
     typer.echo(f"intake listening on {server.url}")

@@ -9,6 +9,7 @@ for `tocsin topics create` or `tocsin router serve`.
 from __future__ import annotations
 
 import argparse
+import os
 import typing
 from collections.abc import Callable
 from typing import TypeVar
@@ -18,11 +19,13 @@ from pydantic import ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from tocsin.cli_errors import KAFKA_UNREACHABLE, fail, kafka_unreachable_line
+from tocsin.cli_options import start_metrics
 from tocsin.config import KafkaSettings
 from tocsin.durations import parse_duration_or_zero
 from tocsin.kafka.topics import DEAD_LETTERS
 from tocsin.runners import batch_options, streaming_options
 from tocsin.telemetry.logging import get_logger
+from tocsin.telemetry.metrics import DEFAULT_METRICS_ADDRESS, METRICS_ADDRESS_ENV
 from tocsin.validation import error_messages
 
 T = TypeVar("T")
@@ -139,7 +142,15 @@ class KafkaOptions(PipelineOptions):
             dest="metrics_port",
             type=int,
             default=None,
-            help="Serve Prometheus /metrics on this port",
+            help="Serve Prometheus /metrics on this port (0: a free one)",
+        )
+        add(
+            "--metrics-address",
+            "--metrics_address",
+            dest="metrics_address",
+            default=os.environ.get(METRICS_ADDRESS_ENV) or DEFAULT_METRICS_ADDRESS,
+            help=f"Address /metrics listens on, with --metrics-port (0.0.0.0: every interface, as in "
+            f"tocsin's container image) [default: {DEFAULT_METRICS_ADDRESS}] [env: {METRICS_ADDRESS_ENV}]",
         )
 
 
@@ -192,6 +203,12 @@ def job_options(parser, beam_args: list[str], streaming: bool = True):
         fail(f"{parser.prog}: error: Kafka settings: {'; '.join(error_messages(error))}")
     except (FileNotFoundError, ValueError) as error:
         fail(f"{parser.prog}: error: {error}")
+
+
+def serve_job_metrics(parser, opts: KafkaOptions) -> int | None:
+    """The job's /metrics on --metrics-address:--metrics-port (the port bound; None without a port), or one
+    line naming both flags and exit status 1 (as the typer commands' tocsin.cli_options.start_metrics)."""
+    return start_metrics(opts.metrics_port, opts.metrics_address, prefix=f"{parser.prog}: error")
 
 
 def when_kafka_answers(client: dict, wait_s: int, read: Callable[[], T], what: str) -> T:

@@ -34,10 +34,9 @@ from tocsin.pipelines.io.kafka_source import (
     ReadFromKafka,
     SourceConfig,
 )
-from tocsin.pipelines.options import JobArgumentParser, job_options, parse_job_args
+from tocsin.pipelines.options import JobArgumentParser, job_options, parse_job_args, serve_job_metrics
 from tocsin.pipelines.windowspec import WindowSpec
 from tocsin.telemetry.logging import get_logger
-from tocsin.telemetry.metrics import serve_metrics
 
 
 def slice_ms(spec: WindowSpec) -> int:
@@ -194,7 +193,7 @@ def run(argv: list[str] | None = None) -> None:
     except ValueError as error:
         parser.error(str(error))
     options, opts, client = job_options(parser, beam_args)
-    port = serve_metrics(opts.metrics_port)
+    port = serve_job_metrics(parser, opts)
     log = get_logger(stage="window-count")
     log.info(
         "starting",

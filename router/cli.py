@@ -15,8 +15,9 @@ from urllib.parse import quote
 import typer
 
 from tocsin.cli_errors import exit_with_errors, fail, operator_errors, url_error_line
-from tocsin.cli_options import Bootstrap, duration, kafka_settings
+from tocsin.cli_options import Bootstrap, MetricsAddress, MetricsPort, duration, kafka_settings, start_metrics
 from tocsin.kafka.topics import ALERTS, LEDGER, NOTIFICATIONS, RESPONSES
+from tocsin.telemetry.metrics import DEFAULT_METRICS_ADDRESS
 
 router_app = typer.Typer(
     help="The response router: deliver, chase acknowledgements, escalate.", no_args_is_help=True
@@ -49,13 +50,13 @@ def serve(
     ledger_topic: Annotated[str, typer.Option(help="The ledger (hash chain)")] = LEDGER,
     notifications_topic: Annotated[str, typer.Option(help="Every delivery attempt")] = NOTIFICATIONS,
     responses_topic: Annotated[str, typer.Option(help="Responders' answers")] = RESPONSES,
-    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics here")] = None,
+    metrics_port: MetricsPort = None,
+    metrics_address: MetricsAddress = DEFAULT_METRICS_ADDRESS,
 ) -> None:
     """Run the router: read alerts, notify, escalate, serve the responders' API, until stopped."""
     from tocsin.router.api import RouterAPI
     from tocsin.router.service import LedgerBroken, Router
     from tocsin.telemetry.logging import get_logger
-    from tocsin.telemetry.metrics import serve_metrics
 
     topics = {
         "alerts": alerts_topic,
@@ -86,7 +87,12 @@ def serve(
         api.stop()
         raise
     api.start()
-    served = serve_metrics(metrics_port)
+    try:
+        served = start_metrics(metrics_port, metrics_address)
+    except SystemExit:
+        api.stop()
+        router.close()
+        raise
     get_logger(stage="router").info(
         "router serving", api=api.url, metrics_port=served, alerts_topic=alerts_topic
     )

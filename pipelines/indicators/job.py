@@ -56,11 +56,11 @@ from tocsin.pipelines.options import (
     duration_arg,
     job_options,
     parse_job_args,
+    serve_job_metrics,
     when_kafka_answers,
 )
 from tocsin.serde.dead_letter import dead_letter
 from tocsin.telemetry.logging import get_logger
-from tocsin.telemetry.metrics import serve_metrics
 from tocsin.validation import ConfigErrors
 
 STAGE = "pipeline.indicators"
@@ -405,7 +405,7 @@ def run(argv: list[str] | None = None) -> None:
         p.error(f"{error.filename}: {error.strerror}")
     log = get_logger(stage="indicators")
     options, opts, client = job_options(p, beam_args, streaming=not known.batch)
-    port = serve_metrics(opts.metrics_port)
+    port = serve_job_metrics(p, opts)
     common = dict(
         windows=[w.label() for w in settings.windows],
         allowed_lateness_s=settings.allowed_lateness_s,

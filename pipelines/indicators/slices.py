@@ -21,16 +21,16 @@ from tocsin.pipelines.indicators.catalogue import Catalogue
 from tocsin.pipelines.indicators.classify import classify
 from tocsin.pipelines.io.kafka_source import Combiner
 from tocsin.pipelines.windowspec import WindowSpec
-from tocsin.telemetry.metrics import counter
+from tocsin.telemetry.beam_metrics import pipeline_counter
 
-OBSERVATIONS = counter("tocsin_observations_total", "Observations classified", ["source_type"])
-UNLOCATED = counter(
+OBSERVATIONS = pipeline_counter("tocsin_observations_total", "Observations classified", ["source_type"])
+UNLOCATED = pipeline_counter(
     "tocsin_observations_unlocated_total",
     "Observations without a country: kept, but in no signal",
     ["source"],
 )
-HITS = counter("tocsin_indicator_hits_total", "Observations matching an indicator", ["indicator"])
-SPANS_TOO_LONG = counter(
+HITS = pipeline_counter("tocsin_indicator_hits_total", "Observations matching an indicator", ["indicator"])
+SPANS_TOO_LONG = pipeline_counter(
     "tocsin_hits_span_too_long_total",
     "Hits kept out of a window spec shorter than the span of days their event is only known to lie in",
 )

@@ -29,12 +29,12 @@ from tocsin.pipelines.indicators.catalogue import Catalogue
 from tocsin.pipelines.indicators.slices import SignalSlicesFactory, slices_for
 from tocsin.pipelines.io.kafka_source import drained
 from tocsin.pipelines.windowspec import WindowSpec
-from tocsin.telemetry.metrics import counter
+from tocsin.telemetry.beam_metrics import pipeline_counter
 
-SIGNALS = counter(
+SIGNALS = pipeline_counter(
     "tocsin_signals_total", "Signal panes emitted", ["pane", "country", "risk_factor"]
 )  # country and risk factor for the dashboards: ~200 x 14 x 4 series at most
-SUPPRESSED = counter(
+SUPPRESSED = pipeline_counter(
     "tocsin_signals_suppressed_total", "Panes of windows already complete before a restart, not re-emitted"
 )
 

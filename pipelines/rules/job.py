@@ -31,13 +31,13 @@ from tocsin.pipelines.options import (
     duration_arg,
     job_options,
     parse_job_args,
+    serve_job_metrics,
     when_kafka_answers,
 )
 from tocsin.pipelines.rules.config import RuleSet, load_rules
 from tocsin.pipelines.rules.transforms import Alerts, SignalWithEventTime, latest_alerts
 from tocsin.serde.avro import decode
 from tocsin.telemetry.logging import get_logger
-from tocsin.telemetry.metrics import serve_metrics
 from tocsin.validation import ConfigErrors
 
 STAGE = "pipeline.alerts"
@@ -133,7 +133,7 @@ def run(argv: list[str] | None = None) -> None:
         p.error(f"{error.filename}: {error.strerror}")
     log = get_logger(stage="alerts")
     options, opts, client = job_options(p, beam_args)
-    port = serve_metrics(opts.metrics_port)
+    port = serve_job_metrics(p, opts)
     restored = when_kafka_answers(
         client, opts.broker_wait, lambda: restored_alerts(client, known.alerts_topic), "the last alert states"
     )

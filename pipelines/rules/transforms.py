@@ -32,11 +32,11 @@ from tocsin.pipelines.rules.lifecycle import (
     window_groups,
 )
 from tocsin.serde.avro import decode, default_registry
-from tocsin.telemetry.metrics import counter
+from tocsin.telemetry.beam_metrics import pipeline_counter
 from tocsin.timestamps import epoch_ms
 
-ALERTS = counter("tocsin_alerts_total", "Alert events emitted", ["rule", "status", "severity"])
-EVALUATIONS = counter("tocsin_rule_evaluations_total", "Signals evaluated by a rule", ["rule"])
+ALERTS = pipeline_counter("tocsin_alerts_total", "Alert events emitted", ["rule", "status", "severity"])
+EVALUATIONS = pipeline_counter("tocsin_rule_evaluations_total", "Signals evaluated by a rule", ["rule"])
 
 
 class SignalWithEventTime:

@@ -7,6 +7,8 @@ module imported twice (Beam workers re-import) never registers a metric twice.
 
 from __future__ import annotations
 
+import importlib.metadata
+import platform
 import threading
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -36,10 +38,42 @@ def histogram(name: str, documentation: str, labelnames=(), buckets=Histogram.DE
     return _get(Histogram, name, documentation, labelnames, buckets=buckets)
 
 
-def serve_metrics(port: int | None, addr: str = "127.0.0.1") -> int | None:
-    """Start the /metrics HTTP endpoint on `port` (0 picks a free one); return the bound port."""
+# Where /metrics listens: loopback unless told (`--metrics-address`, or this variable, which tocsin's
+# container image sets to 0.0.0.0 so that Prometheus in another container can scrape it).
+METRICS_ADDRESS_ENV = "TOCSIN_METRICS_ADDRESS"
+DEFAULT_METRICS_ADDRESS = "127.0.0.1"
+
+BUILD_INFO = gauge(
+    "tocsin_build_info",
+    "Always 1; its labels are the versions of tocsin, Python and the libraries this process runs",
+    ["version", "python", "beam", "kafka_python", "prometheus_client"],
+)
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+def build_info() -> dict[str, str]:
+    """The labels of tocsin_build_info (read from the installed distributions, not by importing them)."""
+    return {
+        "version": _version("tocsin"),
+        "python": platform.python_version(),
+        "beam": _version("apache-beam"),
+        "kafka_python": _version("kafka-python"),
+        "prometheus_client": _version("prometheus-client"),
+    }
+
+
+def serve_metrics(port: int | None, addr: str = DEFAULT_METRICS_ADDRESS) -> int | None:
+    """Start the /metrics HTTP endpoint on `addr`:`port` (0 picks a free one); return the bound port.
+    OSError when the address cannot be bound (taken, not this machine's, not resolvable)."""
     if port is None:
         return None
+    BUILD_INFO.labels(**build_info()).set(1)
     server, _thread = start_http_server(port, addr=addr)
     return server.server_address[1]
 
