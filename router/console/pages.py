@@ -9,6 +9,7 @@ without it is refused (403).
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from hmac import compare_digest
@@ -245,18 +246,28 @@ def mount_console(app: FastAPI, router: Router, secret: str, max_age_s: int, htt
             error=request.query_params.get("error"),
         )
 
-    @app.post("/silences", include_in_schema=False)
-    async def create_silence(request: Request):
+    async def admin_form(request: Request) -> tuple[Organisation, dict[str, str]] | Response:
+        """A signed-in admin's form (CSRF checked), or the answer to give instead."""
         org = signed_in(request)
         if org is None:
             return to_login(request)
         fields = await form(request)
         if not org.admin:
             return page(request, "forbidden.html", status=403, org=org)
+        return org, fields
+
+    @app.post("/silences", include_in_schema=False)
+    async def create_silence(request: Request):
+        found = await admin_form(request)
+        if isinstance(found, Response):
+            return found
+        org, fields = found
         try:
             hours = float(fields.get("hours") or 0)
         except ValueError:
-            return to(f"/silences?error={quote('hours: a number')}")
+            hours = math.nan
+        if not math.isfinite(hours) or hours < 0:
+            return to(f"/silences?error={quote('hours: a number of hours, 0 or more')}")
         body = {
             "matchers": [m.strip() for m in fields.get("matchers", "").splitlines() if m.strip()],
             "author": fields.get("author", ""),
@@ -271,12 +282,10 @@ def mount_console(app: FastAPI, router: Router, secret: str, max_age_s: int, htt
 
     @app.post("/silences/{silence_id}/expire", include_in_schema=False)
     async def expire_silence(request: Request, silence_id: str):
-        org = signed_in(request)
-        if org is None:
-            return to_login(request)
-        fields = await form(request)
-        if not org.admin:
-            return page(request, "forbidden.html", status=403, org=org)
+        found = await admin_form(request)
+        if isinstance(found, Response):
+            return found
+        org, fields = found
         try:
             await run_in_threadpool(
                 router.expire_silence, org.name, silence_id, fields.get("author") or org.name

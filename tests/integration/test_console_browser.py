@@ -6,10 +6,12 @@ token is refused. A screenshot of the alert page is saved (tests/out, or TOCSIN_
 
 from __future__ import annotations
 
+import http.client
 import os
+import re
 import time
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pytest
 from kafka import KafkaProducer
@@ -202,3 +204,57 @@ def test_a_form_posted_without_its_csrf_token_is_refused(console):
     status, _, _ = call(api.port, "POST", f"/alerts/{quote(TIGRAY, safe='')}/answer", answer, headers)
     assert status in (303, 403)  # not signed in (to the login page) or refused; never recorded
     assert router.state.acks.get(TIGRAY) is None
+
+
+class Session:
+    """A browser's cookie and the console's CSRF token, over plain HTTP."""
+
+    def __init__(self, port: int):
+        self.port, self.cookie = port, ""
+
+    def post(self, path: str, fields: dict):
+        body = urlencode({**fields, "csrf": self.csrf}).encode()
+        headers = {"Cookie": self.cookie, "Content-Type": "application/x-www-form-urlencoded"}
+        status, _, response = call(self.port, "POST", path, body, headers)
+        if response.getheader("set-cookie"):
+            self.cookie = response.getheader("set-cookie").split(";")[0]
+        return status, response.getheader("location")
+
+    def sign_in(self, token: str) -> None:
+        assert self.page("/login")[0] == 200
+        assert self.post("/login", {"token": token})[0] == 303
+
+    def page(self, path: str) -> tuple[int, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn.request("GET", path, headers={"Cookie": self.cookie})
+        response = conn.getresponse()
+        html = response.read().decode()
+        conn.close()
+        if response.getheader("set-cookie"):
+            self.cookie = response.getheader("set-cookie").split(";")[0]
+        found = re.search(r'name="csrf" value="([^"]+)"', html)
+        self.csrf = found.group(1) if found else ""
+        return response.status, html
+
+
+def test_an_admin_creates_and_expires_a_silence_in_the_console_and_others_may_not(console):
+    api, router, _, _ = console
+    igad = Session(api.port)
+    igad.sign_in(TOKENS["igad"])
+    assert igad.page("/silences")[0] == 403  # not an admin organisation
+
+    un = Session(api.port)
+    un.sign_in(TOKENS["un"])
+    assert un.page("/silences")[0] == 200
+    made = {"matchers": 'country="SDN"', "author": "duty officer", "reason": "known event", "hours": "2"}
+    assert un.post("/silences", made) == (303, "/silences")
+    [silence] = router.state.silences.values()
+    assert (silence.matchers, silence.author) == (('country="SDN"',), "duty officer")
+    un.page("/silences")
+    assert un.post("/silences", {**made, "hours": "inf"}) == (
+        303, "/silences?error=hours%3A%20a%20number%20of%20hours%2C%200%20or%20more"
+    )  # fmt: skip
+    assert un.post(f"/silences/{silence.id}/expire", {}) == (303, "/silences")
+    assert router.state.silences[silence.id].ends_at <= time.time()
+    kinds = [e.kind for e in read_ledger(router.client, router.topics["ledger"])]
+    assert kinds.count("silence.created") == 1 and kinds.count("silence.expired") == 1
