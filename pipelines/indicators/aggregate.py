@@ -151,8 +151,10 @@ class Summary(NamedTuple):
     count: int
     weighted_count: float
     fatalities: int
-    distinct_sources: int
+    distinct_sources: int  # the larger of the two below: what a rule reads unless it says which
     evidence: list[Evidence]
+    distinct_origins: int = 1  # independent publishers behind the signal
+    reported_sources: int = 1  # the most sources one of its events reports for itself
 
 
 def _rank(entry: tuple) -> tuple:
@@ -179,6 +181,8 @@ def summarise(acc: Accumulator, top: int = TOP_EVIDENCE) -> Summary:
         sum(map(itemgetter(1), entries)),
         max(len(origins), reported, 1),
         [Evidence(*e[3]) for e in ranked],
+        max(len(origins), 1),
+        max(reported, 1),
     )
 
 

@@ -106,6 +106,8 @@ def signal(
         "weighted_count": summary.weighted_count,
         "fatalities": summary.fatalities,
         "distinct_sources": summary.distinct_sources,
+        "distinct_origins": summary.distinct_origins,
+        "reported_sources": summary.reported_sources,
         "pane": timing,
         "pane_index": index,
         "evidence_ids": [e.source_id for e in summary.evidence],

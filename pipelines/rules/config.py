@@ -37,6 +37,8 @@ from tocsin.validation import ConfigErrors, StrictModel, error_messages, read_ya
 
 SEVERITIES = ("watch", "warning", "critical")
 FIELDS = ("count", "weighted_count", "fatalities", "distinct_sources")
+# The signal field each kind of corroboration reads.
+CORROBORATION = {"any": "distinct_sources", "publishers": "distinct_origins", "reported": "reported_sources"}
 KINDS = ("threshold", "rate_of_change", "anomaly", "risk_score")
 RULE_ID = re.compile(r"^[a-z][a-z0-9]*(?:[-_.][a-z0-9]+)*$")
 # Options that only make sense for some kinds: naming one elsewhere is an error, not silently ignored.
@@ -72,6 +74,9 @@ class Rule(StrictModel):
     resolve_below: float | None = None
     for_windows: int = Field(default=1, ge=1, alias="for")
     min_sources: int = Field(default=1, ge=1)
+    # Which corroboration min_sources counts: independent publishers, the sources an event reports for
+    # itself (a curated dataset's own count), or the larger of the two (any).
+    corroboration: Literal["any", "publishers", "reported"] = "any"
     indicator: str | None = None
     indicators: dict[str, Weight] | None = None
     previous: int | None = Field(default=None, ge=1)

@@ -10,7 +10,14 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from tocsin.pipelines.rules.config import SEVERITIES, Rule
+from tocsin.pipelines.rules.config import CORROBORATION, SEVERITIES, Rule
+
+# How an alert names the corroboration its rule counted.
+SOURCES_NAME = {
+    "any": "distinct sources",
+    "publishers": "distinct publishers",
+    "reported": "sources reported",
+}
 
 MAX_EVIDENCE = 10
 STD_FLOOR = 1.0  # z-scores over a flat baseline: going from 0 to 3 events is 3 sigma, not infinity
@@ -98,12 +105,13 @@ def evaluate(rule: Rule, series: dict, end: int) -> Evaluation:
         reached = [s for s in SEVERITIES if s in rule.levels and value >= rule.levels[s]]
         level = reached[-1] if reached else None
     active = (value >= rule.resolve_threshold and floor_ok) if ready else None
-    sources = int(max((field_at(series, end, i, "distinct_sources") for i in rule.indicator_ids), default=0))
+    corroboration = CORROBORATION[rule.corroboration]
+    sources = int(max((field_at(series, end, i, corroboration) for i in rule.indicator_ids), default=0))
     threshold = rule.levels[level] if level else min(rule.levels.values())
     values = [_value(_measured(rule), value, threshold, ">="), *extra]
     if rule.floor:
         values.append(_value(f"{rule.indicator} {rule.field}", raw, rule.floor, ">="))
-    values.append(_value("distinct sources", sources, rule.min_sources, ">="))
+    values.append(_value(SOURCES_NAME[rule.corroboration], sources, rule.min_sources, ">="))
     return Evaluation(value, current, level, active, sources, values, _evidence(rule, series, end))
 
 

@@ -32,6 +32,7 @@ FIRING, UPDATED, RESOLVED = "FIRING", "UPDATED", "RESOLVED"
 COMPLETE_PANES = ("ON_TIME", "LATE", "UNKNOWN")
 PANE_ORDER = {"EARLY": 0, "ON_TIME": 1, "UNKNOWN": 1, "LATE": 2}  # panes of one window, in emission order
 SIGNAL_FIELDS = ("count", "weighted_count", "fatalities", "distinct_sources")
+SOURCE_COUNTS = ("distinct_origins", "reported_sources")  # 0 in signals written before they existed
 
 
 @dataclass
@@ -95,6 +96,7 @@ def _record(track: Track, signal: dict) -> bool:
         return False
     slot[signal["indicator_id"]] = {
         **{k: signal[k] for k in SIGNAL_FIELDS},
+        **{k: signal.get(k, 0) for k in SOURCE_COUNTS},
         "evidence": signal.get("evidence", []),
         "pane_index": signal.get("pane_index", 0),
     }

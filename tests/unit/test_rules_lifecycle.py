@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from tocsin.pipelines.indicators.catalogue import load_catalogue
-from tocsin.pipelines.rules.config import parse_rules
+from tocsin.pipelines.rules.config import RulesError, parse_rules
 from tocsin.pipelines.rules.lifecycle import Track, absent, memberships, next_absent_check, observe, restore
 
 H = 3_600_000
@@ -33,7 +33,16 @@ def rule_of(catalogue, **fields):
 
 
 def signal(
-    hour, count, *, indicator="rf1.armed_conflict", sources=3, pane="ON_TIME", index=0, evidence=("a",)
+    hour,
+    count,
+    *,
+    indicator="rf1.armed_conflict",
+    sources=3,
+    pane="ON_TIME",
+    index=0,
+    evidence=("a",),
+    origins=None,
+    reported=None,
 ):
     return {
         "indicator_id": indicator,
@@ -45,6 +54,8 @@ def signal(
         "weighted_count": float(count),
         "fatalities": 0,
         "distinct_sources": sources,
+        "distinct_origins": sources if origins is None else origins,
+        "reported_sources": sources if reported is None else reported,
         "pane": pane,
         "pane_index": index,
         "evidence": [
@@ -115,6 +126,25 @@ def test_minimum_distinct_sources(catalogue):
     rule, rfs = rule_of(catalogue, min_sources=2)
     assert run(rule, rfs, [signal(1, 30, sources=1)]) == []
     assert run(rule, rfs, [signal(1, 30, sources=1), signal(2, 30, sources=2)]) == [("FIRING", "CRITICAL", 2)]
+
+
+@pytest.mark.parametrize(
+    "corroboration, fires",
+    [("any", True), ("reported", True), ("publishers", False)],
+)
+def test_a_rule_says_which_corroboration_it_needs(catalogue, corroboration, fires):
+    # One curated dataset (one publisher) whose event reports four sources of its own.
+    rule, rfs = rule_of(catalogue, min_sources=2, corroboration=corroboration)
+    out = run(rule, rfs, [signal(1, 30, sources=4, origins=1, reported=4)])
+    assert out == ([("FIRING", "CRITICAL", 1)] if fires else [])
+
+
+def test_an_unknown_corroboration_is_refused(catalogue):
+    with pytest.raises(RulesError) as refused:
+        rule_of(catalogue, corroboration="hosts")
+    assert refused.value.errors == [
+        "rules.0.corroboration: Input should be 'any', 'publishers' or 'reported'"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -162,6 +162,8 @@ def test_corroboration_is_the_publishers_or_the_sources_an_event_reports_for_its
     assert summarise(news).distinct_sources == 3  # three publishers, each reporting one source
     # Copies of one event merged from accumulators keep the largest count.
     assert summarise(merge([acc, news])).distinct_sources == 5
+    # Both counts travel too, so that a rule can say which it needs.
+    assert [(s.distinct_origins, s.reported_sources) for s in map(summarise, (acc, news))] == [(1, 5), (3, 1)]
 
 
 def test_a_hit_counts_the_deaths_its_indicator_asks_for_and_carries_the_span():
