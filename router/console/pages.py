@@ -26,7 +26,7 @@ from tocsin.organisations import Organisation, find_by_token
 from tocsin.router.console.i18n import LANGUAGES, negotiate, translations
 from tocsin.router.console.map import map_svg
 from tocsin.router.console.plot import series_svg
-from tocsin.router.ledger import describe
+from tocsin.router.console.story import story_line
 from tocsin.router.service import Forbidden, Invalid, Router
 from tocsin.web.app import Problem, read_body
 
@@ -196,7 +196,15 @@ def mount_console(app: FastAPI, router: Router, secret: str, max_age_s: int, htt
             "alert.html",
             org=org,
             alert=alert,
-            story=[{"at": e.at, "kind": e.kind, "actor": e.actor, "text": describe(e)} for e in entries],
+            story=[
+                {
+                    "at": e.at,
+                    "kind": e.kind,
+                    "actor": e.actor,
+                    "text": story_line(e, translations(lang).gettext),
+                }
+                for e in entries
+            ],
             plot=_plot(alert, entries, lang),
             map=map_svg(
                 alert["country"], alert["country"] + (f" / {alert['region']}" if alert["region"] else "")

@@ -176,6 +176,7 @@ def test_a_duty_officer_signs_in_reads_and_acknowledges_an_alert_in_the_console(
         assert page.locator("#status").inner_text() == "MISE À JOUR"  # UPDATED, in French
         assert page.locator("#acknowledged").inner_text().startswith("Prise en charge par Amina")
         assert "réponse" in page.locator("#story").inner_text()
+        assert "PRISE EN CHARGE" in page.locator("#story tbody tr.story-response").inner_text()
         browser.close()
 
     assert errors == []
