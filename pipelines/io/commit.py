@@ -14,7 +14,9 @@ counted after O is on time again, each window ending after R is rebuilt whole an
 same key (idempotent), and the pipeline does not re-emit windows ending at or before R (`resume_floor`):
 they were final before the restart. Nothing is lost and no window is half counted.
 
-All partitions are committed together (one state key), so they share one R.
+All partitions are committed by one stateful step (one state key), but only those with a marker ready
+are committed at a timer: the others keep the R of their own last commit, so the partitions' R can
+differ, and a restart takes the largest (`resume_floor`).
 """
 
 from __future__ import annotations
@@ -184,7 +186,7 @@ class CommitWhenDurable(beam.PTransform):
 
 
 def resume_floor(client: dict, group_id: str, topics) -> int | None:
-    """The `emit_after` of the group's last commit (the minimum over partitions), or None if none yet.
+    """The `emit_after` of the group's last commit (the largest over partitions), or None if none yet.
 
     Windows ending at or before it were final and durable before the restart: the pipeline must not
     emit them again from the partial input it re-reads.
@@ -202,7 +204,13 @@ def resume_floor(client: dict, group_id: str, topics) -> int | None:
                     floors.append(int(json.loads(committed.metadata)["emit_after"]))
                 except (ValueError, KeyError, TypeError):
                     continue
-        return min(floors) if floors else None
+        # The largest, not the smallest: a timer commits only the partitions with a marker ready, so a
+        # partition can keep an older, smaller R while another moved on to offset O with R' > R. Each
+        # R was true when written (windows ending by it were durable), so the largest holds; and the
+        # records below that other partition's O lie in windows ending by R', which a restart cannot
+        # rebuild whole: with the smallest floor it re-emitted the windows ending in (R, R'] without
+        # them, undercounted (tests/faults/test_kills_indicators.py: a week of Ethiopia with 1 event of 2).
+        return max(floors) if floors else None
     finally:
         consumer.close()
 
