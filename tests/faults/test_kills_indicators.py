@@ -120,21 +120,7 @@ def committed(bootstrap: str, topic: str, group: str) -> list[int | None]:
 
 def read_uncommitted(bootstrap: str, topic: str) -> list:
     """Every record of the topic, aborted transactions included (what read_committed hides)."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, isolation_level="read_uncommitted", enable_auto_commit=False
-    )
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        records = []
-        while any(consumer.position(tp) < end[tp] for tp in tps):
-            for batch in consumer.poll(timeout_ms=1000).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
+    return read_topic({"bootstrap_servers": bootstrap}, topic, isolation_level="read_uncommitted")
 
 
 def kill_when(job, ready, delay_s: float) -> None:

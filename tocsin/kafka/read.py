@@ -5,13 +5,14 @@ from __future__ import annotations
 from kafka import KafkaConsumer, TopicPartition
 
 
-def read_topic(client: dict, topic: str) -> list:
-    """Every record of `topic` from the beginning to the end offsets at call time (read_committed).
+def read_topic(client: dict, topic: str, isolation_level: str = "read_committed") -> list:
+    """Every record of `topic` from the beginning to the end offsets at call time (read_committed;
+    `read_uncommitted` includes aborted transactions, for tests that count them).
 
     For small topics: cursors, test checks, demo summaries. Streaming readers use the Beam source.
     """
 
-    consumer = KafkaConsumer(isolation_level="read_committed", enable_auto_commit=False, **client)
+    consumer = KafkaConsumer(isolation_level=isolation_level, enable_auto_commit=False, **client)
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
