@@ -30,13 +30,16 @@ from tocsin.telemetry.metrics import counter
 REQUEST_TIMEOUT_S = 30.0
 LIMIT_CONCURRENCY = 1000  # connections and requests in progress; past it, a 503 at once
 KEEP_ALIVE_S = 5
+LINGER_S = 2.0  # how long a refused client may go on sending before its connection is closed
 
 
-def timeout_answer(seconds: float) -> bytes:
-    """The raw 408 sent to a client whose request line and headers did not arrive in time."""
-    body = json.dumps({"errors": [f"request: not received within {seconds:g} s"]}).encode()
+def raw_refusal(status: str, error: str) -> bytes:
+    """A whole answer written by the server itself, before any app (a request the parser refused, one
+    that did not arrive in time), with its reason in the JSON every refusal carries; the connection
+    closes after it."""
+    body = json.dumps({"errors": [f"request: {error}"]}).encode()
     head = (
-        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode() + body
@@ -48,6 +51,8 @@ class _DeadlineProtocol(H11Protocol):
     closed instead of holding its connection forever."""
 
     request_timeout = REQUEST_TIMEOUT_S
+
+    _lingering: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -75,22 +80,46 @@ class _DeadlineProtocol(H11Protocol):
 
     def connection_lost(self, exc) -> None:
         self._disarm()
+        if self._lingering is not None:
+            self._lingering.cancel()
         super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        if self._lingering is None:
+            super().data_received(data)
+        # else: the rest of a refused request, read and dropped (see _linger)
+
     def send_400_response(self, msg: str) -> None:
-        super().send_400_response(msg)
+        self.transport.write(raw_refusal("400 Bad Request", msg.rstrip(".").lower()))
+        self._linger()
         if self.cycle is not None:
             # A body the parser refused mid-way (a bad chunk): the client has its 400 and the connection
             # is closing, so the app, still reading, must see a disconnect rather than answer again.
             self.cycle.disconnected = True
             self.cycle.message_event.set()
 
+    def _linger(self) -> None:
+        """Close after a refusal the way web servers do (a "lingering close"): our side is shut for
+        writing, and what the client still sends of its refused request (the rest of a 70 KB request
+        line) is read and dropped until it closes, or LINGER_S at most. Closing at once with unread
+        input makes the kernel answer it with a reset, which can destroy the 400 before the client
+        reads it."""
+        self._disarm()
+        self._unset_keepalive_if_required()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self._lingering = self.loop.call_later(LINGER_S, self.transport.close)
+        else:
+            self.transport.close()
+
     def _expired(self) -> None:
         self._deadline = None
         if self.transport.is_closing() or (self.cycle is not None and not self.cycle.response_complete):
             return
-        self.transport.write(timeout_answer(self.request_timeout))
-        self.transport.close()
+        self.transport.write(
+            raw_refusal("408 Request Timeout", f"not received within {self.request_timeout:g} s")
+        )
+        self._linger()
 
 
 REFUSED = counter(
