@@ -36,6 +36,7 @@ from apache_beam.utils.timestamp import Timestamp
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from tocsin.pipelines.io.clients import when_broker_answers
 from tocsin.pipelines.options import when_kafka_answers
 from tocsin.telemetry.metrics import OFFSETS_COMMITTED, gauge
 
@@ -90,7 +91,11 @@ class _Commit(beam.DoFn):
         self._consumer = None
 
     def setup(self):
-        self._consumer = KafkaConsumer(group_id=self.group_id, enable_auto_commit=False, **self.client)
+        # Retried while the broker does not answer: a runner sets a DoFn up mid-stream too (clients.py).
+        self._consumer = when_broker_answers(
+            lambda: KafkaConsumer(group_id=self.group_id, enable_auto_commit=False, **self.client),
+            f"the committer of group {self.group_id}",
+        )
 
     def teardown(self):
         if self._consumer is not None:
@@ -121,14 +126,15 @@ class _Commit(beam.DoFn):
             markers, fired.micros // 1000, self.size_ms, self.period_ms, self.lateness_ms
         )
         if commits:
-            self._consumer.commit(
-                {
-                    TopicPartition(m.topic, m.partition): OffsetAndMetadata(
-                        m.next_offset, json.dumps({"wm": m.watermark_ms, "emit_after": emit_after}), -1
-                    )
-                    for m in commits.values()
-                }
-            )
+            offsets = {
+                TopicPartition(m.topic, m.partition): OffsetAndMetadata(
+                    m.next_offset, json.dumps({"wm": m.watermark_ms, "emit_after": emit_after}), -1
+                )
+                for m in commits.values()
+            }
+            # Retried while the broker does not answer: kafka-python's commit raised on a connection a
+            # restarting broker reset, and failed the job (clients.py). The same offsets again: harmless.
+            when_broker_answers(lambda: self._consumer.commit(offsets), f"the commit of {self.group_id}")
             for m in commits.values():
                 OFFSETS_COMMITTED.labels(m.topic).inc()
                 COMMITTED_OFFSET.labels(m.topic, str(m.partition)).set(m.next_offset)

@@ -12,6 +12,8 @@ from typing import NamedTuple
 import apache_beam as beam
 from kafka import KafkaProducer
 
+from tocsin.cli_errors import KAFKA_UNREACHABLE
+from tocsin.pipelines.io.clients import when_broker_answers
 from tocsin.telemetry.metrics import RECORDS_PRODUCED, counter
 
 DELIVERY_ERRORS = counter("tocsin_sink_delivery_errors_total", "Records Kafka did not acknowledge", ["topic"])
@@ -39,24 +41,40 @@ class _Write(beam.DoFn):
         self._pending = 0
 
     def setup(self):
-        self._producer = KafkaProducer(
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            batch_size=262_144,
-            compression_type=None,
-            **self.client,
-            **self.extra,
+        # Retried while the broker does not answer: a runner sets a DoFn up mid-stream too (clients.py).
+        self._producer = when_broker_answers(
+            lambda: KafkaProducer(
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+                batch_size=262_144,
+                compression_type=None,
+                # kafka-python backs off reconnecting up to 30 s (the Java client: 1 s): after a broker
+                # restart the sinks of a job came back up to half a minute apart, and the windows one
+                # wrote late reached the topic after later windows (tests/faults/test_broker_restarts.py).
+                reconnect_backoff_max_ms=1000,
+                **self.client,
+                **self.extra,
+            ),
+            f"the producer to {self.topic}",
         )
 
     def start_bundle(self):
         self._errors = []
         self._pending = 0
 
-    def process(self, record: OutRecord):
-        future = self._producer.send(
+    def _send(self, record: OutRecord):
+        return self._producer.send(
             self.topic, key=record.key, value=record.value, headers=list(record.headers) or None
         )
+
+    def process(self, record: OutRecord):
+        try:
+            future = self._send(record)
+        except KAFKA_UNREACHABLE:
+            # No metadata within the producer's max_block_ms (60 s): it had not reconnected to a broker
+            # that restarted, and the bundle failed the job. Nothing was appended: sent again (clients.py).
+            future = when_broker_answers(lambda: self._send(record), f"a record to {self.topic}")
         future.add_errback(self._errors.append)
         self._pending += 1
 

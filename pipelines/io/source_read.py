@@ -14,6 +14,7 @@ import apache_beam as beam
 from apache_beam.transforms.core import RestrictionProvider, WatermarkEstimatorProvider
 from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
+from confluent_kafka import KafkaException
 
 from tocsin.pipelines.io.consumer import PartitionConsumer
 from tocsin.pipelines.io.source_config import Combiner, SourceConfig
@@ -31,6 +32,7 @@ from tocsin.pipelines.io.source_records import (
 )
 from tocsin.pipelines.io.source_restriction import Shard, ShardOffsets, ShardOffsetsTracker
 from tocsin.pipelines.io.source_watermark import FLOOR_MS, RecordGate, initial_states
+from tocsin.telemetry.logging import get_logger
 from tocsin.telemetry.metrics import RECORDS_CONSUMED, counter, gauge
 
 LATE_RECORDS = counter(
@@ -64,6 +66,7 @@ class ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
         self._backlog_checked = 0.0
         self._backlog_asked: set = set()  # the partitions that check was about
         self._lag_reported = 0.0
+        self._unanswered = False  # the last end-offsets request failed (the broker not answering)
 
     # -- restriction: per partition, the offsets from the resume point onwards -----------------------
     def initial_restriction(self, element: Shard):
@@ -240,7 +243,8 @@ class ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
         if now - self._lag_reported < LAG_EVERY_S:
             return
         self._lag_reported = now
-        for (topic, partition), end in consumer.end_offsets(self._positions).items():
+        ends = self._end_offsets(consumer, self._positions)
+        for (topic, partition), end in (ends or {}).items():
             lag = max(end - self._fetched.get((topic, partition), 0), 0)
             CONSUMER_LAG.labels(topic, str(partition)).set(lag)
 
@@ -257,8 +261,32 @@ class ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
         # The cached answer only holds for the partitions it was asked about: a partition that turned
         # idle since is checked at once (taking the cache for it made its watermark jump over its backlog).
         if now - self._backlog_checked >= BACKLOG_EVERY_S or not set(idle) <= self._backlog_asked:
-            ends = consumer.end_offsets(idle)
+            ends = self._end_offsets(consumer, idle)
+            if ends is None:  # unknown whether records wait: none counts as idle; asked again next call
+                return set(idle)
             self._backlog = {tp for tp in idle if self._fetched.get(tp, 0) < ends[tp]}
             self._backlog_asked = set(idle)
             self._backlog_checked = now
         return self._backlog & set(idle)
+
+    def _end_offsets(self, consumer: PartitionConsumer, partitions) -> dict | None:
+        """End offsets of the partitions, or None while the broker does not answer for them.
+
+        A broker restarting (or a partition's leader moving) answers "unknown partition", or not at all.
+        Raised here, that failed the read bundle, and Prism, which does not retry a bundle, failed the
+        job: every streaming job ended when its broker restarted. The reader only asks for end offsets
+        to report the lag and to tell an idle partition from one whose records it has not fetched yet
+        (`_waiting`); with no answer, it treats the partitions as waiting, so their watermark holds
+        (no window closes over records it could not see) until the broker answers again.
+        """
+        try:
+            ends = consumer.end_offsets(partitions)
+        except KafkaException as error:
+            if not self._unanswered:
+                get_logger(stage="source").warning("end offsets not answered, retrying", error=str(error))
+            self._unanswered = True
+            return None
+        if self._unanswered:
+            get_logger(stage="source").info("end offsets answered again")
+        self._unanswered = False
+        return ends

@@ -240,6 +240,22 @@ class LocalBroker:
         log.info("broker stopped", pid=pid)
         return True
 
+    def kill(self, timeout: float = 10.0) -> bool:
+        """SIGKILL the broker (a crash, as the fault tests inject it; `start()` brings it back on the
+        same data dir, which it recovers); return whether one was running."""
+        pid = self.running_pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while self.running_pid() is not None and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(0.1)
+        _reap(pid)
+        self.pid_file.unlink(missing_ok=True)
+        log.info("broker killed", pid=pid)
+        return True
+
 
 def _reap(pid: int) -> None:
     try:
