@@ -102,7 +102,7 @@ class ConnectorSink:
         try:
             for record in batch.records:
                 try:
-                    value = encode(self.schema, record)
+                    value = encode(self.schema, record, topic=self.topic)
                 except ValidationFailed as exc:
                     batch.rejects.append(
                         Reject("schema-invalid", exc.errors, json.dumps(record, default=str))
@@ -122,7 +122,7 @@ class ConnectorSink:
                 self._producer.send(
                     self.dead_letter_topic,
                     key=letter["id"].encode(),
-                    value=encode(self.dead_letter_schema, letter),
+                    value=encode(self.dead_letter_schema, letter, topic=self.dead_letter_topic),
                 )
                 dead += 1
                 DEAD_LETTERS.labels(f"connector.{self.connector}", reject.reason).inc()
@@ -133,7 +133,9 @@ class ConnectorSink:
                 "updated_at": now_ms(),
             }
             self._producer.send(
-                self.state_topic, key=self.instance.encode(), value=encode(self.cursor_schema, state)
+                self.state_topic,
+                key=self.instance.encode(),
+                value=encode(self.cursor_schema, state, topic=self.state_topic),
             )
             self._producer.commit_transaction()
         except Exception:

@@ -20,10 +20,11 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from tocsin.cli_errors import KAFKA_UNREACHABLE, fail, kafka_unreachable_line
 from tocsin.cli_options import start_metrics
-from tocsin.config import KafkaSettings
+from tocsin.config import KafkaSettings, SerializationSettings
 from tocsin.durations import parse_duration_or_zero
 from tocsin.kafka.topics import DEAD_LETTERS
 from tocsin.runners import batch_options, streaming_options
+from tocsin.serde import wire
 from tocsin.telemetry.logging import get_logger
 from tocsin.telemetry.metrics import DEFAULT_METRICS_ADDRESS, METRICS_ADDRESS_ENV
 from tocsin.validation import error_messages
@@ -136,6 +137,15 @@ class KafkaOptions(PipelineOptions):
             default=DEAD_LETTERS,
             help=f"Dead-letter topic (default {DEAD_LETTERS})",
         )
+        for name, field in SerializationSettings.model_fields.items():  # the typer commands' two flags
+            add(
+                f"--{name.replace('_', '-')}",
+                f"--{name}",
+                dest=name,
+                default=None,
+                choices=_choices(field.annotation),
+                help=f"{field.description} [env: TOCSIN_{name.upper()}]",
+            )
         add(
             "--metrics-port",
             "--metrics_port",
@@ -198,7 +208,16 @@ def job_options(parser, beam_args: list[str], streaming: bool = True):
     try:
         options = streaming_options(beam_args) if streaming else batch_options(beam_args)
         opts = options.view_as(KafkaOptions)
-        return options, opts, kafka_client_config(opts)
+        client = kafka_client_config(opts)
+        # The job's wire format, for every encode and decode of this process (Prism and Flink run the
+        # SDK workers here, LOOPBACK); flags, else TOCSIN_SERIALIZATION / TOCSIN_SCHEMA_REGISTRY_URL.
+        given = {name: getattr(opts, name) for name in SerializationSettings.model_fields}
+        try:
+            wire.configure(SerializationSettings(**{k: v for k, v in given.items() if v is not None}))
+        except ValidationError as error:  # the typer commands' line (tocsin.cli_options), the job's prefix
+            lines = (m.removeprefix("<root>: ") for m in error_messages(error))
+            fail(f"{parser.prog}: error: {'; '.join(lines)}")
+        return options, opts, client
     except ValidationError as error:
         fail(f"{parser.prog}: error: Kafka settings: {'; '.join(error_messages(error))}")
     except (FileNotFoundError, ValueError) as error:

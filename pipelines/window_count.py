@@ -151,7 +151,7 @@ def build(
     _ = (
         (read[LATE] | "Late" >> LateToDeadLetter("pipeline.window-count"), read[DEAD_LETTER])
         | "DeadLetters" >> beam.Flatten()
-        | "EncodeDeadLetters" >> EncodeDeadLetters()
+        | "EncodeDeadLetters" >> EncodeDeadLetters(opts.dead_letter_topic)
         | "WriteDeadLetters" >> WriteToKafka(client, opts.dead_letter_topic)
     )
     _ = (read[PROGRESS], written) | "CommitOffsets" >> CommitWhenDurable(

@@ -5,6 +5,8 @@ router/cli.py); its model, default and environment variables are tocsin.config.K
 the Beam jobs' Kafka options are derived from too (tocsin.pipelines.options). So are `--metrics-port` and
 `--metrics-address` of every long-running command (the Beam jobs declare the same two flags, with the
 same default and environment variable, in tocsin.pipelines.options), and `start_metrics` serves them.
+`--serialization` and `--schema-registry-url` are tocsin.config.SerializationSettings', given once to
+`tocsin` itself (they frame every record the command writes) and to the Beam jobs (their KafkaOptions).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import typer
 from pydantic import ValidationError
 
 from tocsin.cli_errors import fail
-from tocsin.config import KafkaSettings
+from tocsin.config import KafkaSettings, SerializationSettings
 from tocsin.durations import parse_duration
+from tocsin.serde import wire
 from tocsin.telemetry.metrics import METRICS_ADDRESS_ENV, serve_metrics
 from tocsin.validation import error_messages
 
@@ -75,3 +78,54 @@ def duration(text: str, flag: str) -> int:
         return parse_duration(text)
     except ValueError as error:
         fail(f"error: {flag}: {error}")
+
+
+_SERIALIZATION = SerializationSettings.model_fields
+
+Serialization = Annotated[
+    str | None,
+    typer.Option(
+        "--serialization",
+        envvar="TOCSIN_SERIALIZATION",
+        show_default=False,
+        help=f"{_SERIALIZATION['serialization'].description} (default single-object)",
+    ),
+]
+SchemaRegistryUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--schema-registry-url",
+        envvar="TOCSIN_SCHEMA_REGISTRY_URL",
+        show_default=False,
+        help=_SERIALIZATION["schema_registry_url"].description,
+    ),
+]
+
+
+CloudEventsSource = Annotated[
+    str | None,
+    typer.Option(
+        "--cloudevents-source",
+        envvar="TOCSIN_CLOUDEVENTS_SOURCE",
+        show_default=False,
+        help=f"{_SERIALIZATION['cloudevents_source'].description} (default tocsin)",
+    ),
+]
+
+
+def serialization_settings(
+    serialization: str | None, url: str | None, cloudevents_source: str | None = None
+) -> SerializationSettings:
+    """The process's wire format from the flags (else TOCSIN_*, else the defaults), made the one every
+    encode and decode of the process uses (tocsin.serde.wire); a bad combination is one line."""
+    given = {
+        "serialization": serialization,
+        "schema_registry_url": url,
+        "cloudevents_source": cloudevents_source,
+    }
+    try:
+        settings = SerializationSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as error:
+        # The one whole-model check reads as the sentence it is, without pydantic's "<root>: ".
+        fail(f"error: {'; '.join(m.removeprefix('<root>: ') for m in error_messages(error))}")
+    return wire.configure(settings)

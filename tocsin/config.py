@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tocsin.durations import Duration
@@ -61,6 +61,46 @@ class KafkaSettings(BaseSettings):
             if value is not None:
                 config[name] = str(value)
         return config
+
+
+class SerializationSettings(BaseSettings):
+    """How tocsin frames the Avro records it writes, where it resolves registry schema ids, and the
+    CloudEvents source its events name: the one model behind every command's `--serialization`,
+    `--schema-registry-url` and `--cloudevents-source` (tocsin.cli_options) and the Beam jobs' (tocsin.
+    pipelines.options). Each field also reads TOCSIN_<FIELD>.
+
+    Readers take both framings whatever `serialization` says (tocsin.serde.framing); a registry-framed
+    record needs `schema_registry_url` to be read.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TOCSIN_", extra="ignore", frozen=True)
+
+    serialization: Literal["single-object", "registry"] = Field(
+        "single-object",
+        description="single-object: Avro single-object encoding (C3 01 + fingerprint); registry: the "
+        "schema registry's wire format (00 + schema id), registering the schemas under <topic>-value",
+    )
+    schema_registry_url: str | None = Field(
+        None,
+        description="URL of a schema registry's Confluent API, e.g. http://127.0.0.1:8081 (Apicurio: "
+        "http://host:8080/apis/ccompat/v7)",
+    )
+
+    cloudevents_source: str = Field(
+        "tocsin",
+        min_length=1,
+        description="CloudEvents `source` of what this deployment emits (the ce_source header of its alert "
+        "records, the source of its webhook CloudEvents): a URI-reference that tells deployments apart, "
+        "e.g. urn:tocsin:ocha-prod",
+    )
+
+    @model_validator(mode="after")
+    def _registry_needs_url(self) -> SerializationSettings:
+        if self.serialization == "registry" and not self.schema_registry_url:
+            raise ValueError(
+                "--serialization registry needs --schema-registry-url (TOCSIN_SCHEMA_REGISTRY_URL)"
+            )
+        return self
 
 
 class TelemetrySettings(BaseSettings):

@@ -75,7 +75,7 @@ def intake_app(config: IntakeConfig, publisher: Publisher, ready=None):
         except BadRequest as exc:
             raise Problem(400, exc.errors) from None
         record = to_record(report, organisation, config.secret.get_secret_value())
-        value = encode(default_registry().get("IncidentReport"), record)
+        value = encode(default_registry().get("IncidentReport"), record, topic=config.topic)
         try:
             await run_in_threadpool(publisher.publish, record["id"].encode(), value)
         except BrokerUnavailable as exc:

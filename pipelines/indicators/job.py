@@ -156,13 +156,17 @@ def build_streaming(pipeline, opts: KafkaOptions, client: dict, settings: Settin
         _ = (
             observations
             # One per input record: not validated again (the normaliser's output is, in its tests).
-            | "EncodeObservations" >> EncodeAvro("Observation", as_observation, check=False)
+            | "EncodeObservations"
+            >> EncodeAvro("Observation", as_observation, check=False, topic=settings.observations_topic)
             | "WriteObservations" >> WriteToKafka(client, settings.observations_topic)
         )
         signals = observations | "Signals" >> settings.signals(emit_after_ms)
     written = (
         signals
-        | "EncodeSignals" >> EncodeAvro("IndicatorSignal", check=False)  # built by _FormatSignal, tested
+        | "EncodeSignals"
+        >> EncodeAvro(
+            "IndicatorSignal", check=False, topic=settings.signals_topic
+        )  # built by _FormatSignal, tested
         | "WriteSignals" >> WriteToKafka(client, settings.signals_topic)
     )
     _ = (
@@ -171,7 +175,7 @@ def build_streaming(pipeline, opts: KafkaOptions, client: dict, settings: Settin
             read[DEAD_LETTER],
         )
         | "DeadLetters" >> beam.Flatten()
-        | "EncodeDeadLetters" >> EncodeDeadLetters()
+        | "EncodeDeadLetters" >> EncodeDeadLetters(opts.dead_letter_topic)
         | "WriteDeadLetters" >> WriteToKafka(client, opts.dead_letter_topic)
     )
     _ = (read[PROGRESS], written) | "CommitOffsets" >> CommitWhenDurable.for_windows(
@@ -450,7 +454,7 @@ def run(argv: list[str] | None = None) -> None:
         def write_signals(signals):
             return (
                 signals
-                | "EncodeSignals" >> EncodeAvro("IndicatorSignal")
+                | "EncodeSignals" >> EncodeAvro("IndicatorSignal", topic=settings.signals_topic)
                 | "WriteSignals" >> WriteToKafka(client, settings.signals_topic)
             )
 
@@ -465,7 +469,7 @@ def run(argv: list[str] | None = None) -> None:
             )
         return (
             letters_pc
-            | "EncodeDeadLetters" >> EncodeDeadLetters()
+            | "EncodeDeadLetters" >> EncodeDeadLetters(opts.dead_letter_topic)
             | "WriteDeadLetters" >> WriteToKafka(client, opts.dead_letter_topic)
         )
 

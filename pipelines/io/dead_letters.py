@@ -5,6 +5,7 @@ from __future__ import annotations
 import apache_beam as beam
 
 from tocsin.pipelines.io.kafka_sink import OutRecord
+from tocsin.serde import wire
 from tocsin.serde.avro import default_registry, encode
 from tocsin.serde.dead_letter import dead_letter
 from tocsin.telemetry.metrics import DEAD_LETTERS
@@ -41,9 +42,19 @@ class LateToDeadLetter(beam.PTransform):
 
 
 class EncodeDeadLetters(beam.PTransform):
+    """DeadLetter records -> OutRecords, framed as EncodeAvro frames (`topic`: the dead-letter topic,
+    whose `<topic>-value` subject the schema is registered under with registry framing)."""
+
+    def __init__(self, topic: str | None = None):
+        super().__init__()
+        self.topic = topic
+
     def expand(self, letters):
+        topic, settings = self.topic, wire.current()  # pickled with the step, as EncodeAvro's
+
         def as_record(letter):
             DEAD_LETTERS.labels(letter["stage"], letter["reason"]).inc()
-            return OutRecord(letter["id"].encode(), encode(default_registry().get("DeadLetter"), letter))
+            value = encode(default_registry().get("DeadLetter"), letter, topic=topic, settings=settings)
+            return OutRecord(letter["id"].encode(), value)
 
         return letters | "Encode" >> beam.Map(as_record)

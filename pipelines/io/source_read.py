@@ -32,6 +32,7 @@ from tocsin.pipelines.io.source_records import (
 )
 from tocsin.pipelines.io.source_restriction import Shard, ShardOffsets, ShardOffsetsTracker
 from tocsin.pipelines.io.source_watermark import FLOOR_MS, RecordGate, initial_states
+from tocsin.serde.registry_client import RegistryError
 from tocsin.telemetry.logging import get_logger
 from tocsin.telemetry.metrics import RECORDS_CONSUMED, counter, gauge
 
@@ -173,6 +174,10 @@ class ReadShard(beam.DoFn, RestrictionProvider, WatermarkEstimatorProvider):
                             value, decoded_ms = decode(raw)
                             if decoded_ms is not None:
                                 event_ms = decoded_ms
+                        except RegistryError:
+                            # The registry is down, not the record at fault: fail the bundle (the runner
+                            # retries it) rather than dead-letter records that will read once it is back.
+                            raise
                         except Exception as exc:  # a record that cannot be decoded is a dead letter
                             DECODE_ERRORS.labels(topic).inc()
                             yield beam.pvalue.TaggedOutput(

@@ -37,6 +37,7 @@ from tocsin.pipelines.options import (
 from tocsin.pipelines.rules.config import RuleSet, load_rules
 from tocsin.pipelines.rules.transforms import Alerts, SignalWithEventTime, latest_alerts
 from tocsin.serde.avro import decode
+from tocsin.serde.cloudevents import alert_headers
 from tocsin.telemetry.logging import get_logger
 from tocsin.validation import ConfigErrors
 
@@ -81,13 +82,13 @@ def build_streaming(
         read.records
         | "Signal" >> beam.Map(lambda r: r.value)
         | "Alerts" >> Alerts(ruleset, restored, floor)
-        | "EncodeAlerts" >> EncodeAvro("Alert")
+        | "EncodeAlerts" >> EncodeAvro("Alert", topic=known.alerts_topic, cloudevent=alert_headers)
         | "WriteAlerts" >> WriteToKafka(client, known.alerts_topic)
     )
     _ = (
         (read[LATE] | "TooLate" >> LateToDeadLetter(STAGE, lateness_s, "too-late"), read[DEAD_LETTER])
         | "DeadLetters" >> beam.Flatten()
-        | "EncodeDeadLetters" >> EncodeDeadLetters()
+        | "EncodeDeadLetters" >> EncodeDeadLetters(opts.dead_letter_topic)
         | "WriteDeadLetters" >> WriteToKafka(client, opts.dead_letter_topic)
     )
     span_s, period_s = history_window(ruleset)

@@ -19,6 +19,7 @@ from urllib.parse import quote
 from babel.numbers import format_decimal
 
 from tocsin.router.notify.i18n import DEFAULT, translations
+from tocsin.serde import wire
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # a firing alert's endsAt, as Alertmanager sends it
 SEVERITIES = ("CRITICAL", "WARNING", "WATCH", "INFO")  # a subject names the most severe first
@@ -107,7 +108,9 @@ class Message:
         return {
             "specversion": "1.0",
             "type": "org.tocsin.alert.notification.v1",
-            "source": "router",
+            # One setting for the deployment (--cloudevents-source, TOCSIN_CLOUDEVENTS_SOURCE): a fixed
+            # source could not tell two deployments' events apart.
+            "source": wire.current().cloudevents_source,
             "id": str(uuid.uuid4()),
             "time": now,
             "subject": self.group_key,

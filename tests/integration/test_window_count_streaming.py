@@ -222,7 +222,9 @@ def test_event_time_from_the_avro_payload_and_undecodable_records_to_dead_letter
             "pipeline.source",
             30,
         )
-        assert letter["errors"] == ["SerdeError: not an Avro single-object message (missing C3 01 header)"]
+        assert letter["errors"] == [
+            "SerdeError: unknown magic byte 0x7b: neither Avro single-object (C3 01) nor registry-framed (00)"
+        ]
         assert letter["payload"] == b'{"not": "avro"}'
         assert dt.datetime.now(dt.UTC) - letter["at"] < dt.timedelta(minutes=5)
     finally:

@@ -12,7 +12,15 @@ from kafka import KafkaAdminClient
 from pydantic import ValidationError
 
 from tocsin.cli_errors import exit_with_errors, fail, operator_errors
-from tocsin.cli_options import Bootstrap, duration, kafka_settings
+from tocsin.cli_options import (
+    Bootstrap,
+    CloudEventsSource,
+    SchemaRegistryUrl,
+    Serialization,
+    duration,
+    kafka_settings,
+    serialization_settings,
+)
 from tocsin.config import TelemetrySettings, cache_dirs
 from tocsin.connectors.cli import app as connect_app
 from tocsin.connectors.cli import intake_app
@@ -68,9 +76,15 @@ app.command("backtest", context_settings={"allow_extra_args": True, "ignore_unkn
 def _setup(
     log_format: Annotated[str, typer.Option(envvar="TOCSIN_LOG_FORMAT", help="json or console")] = "console",
     log_level: Annotated[str, typer.Option(envvar="TOCSIN_LOG_LEVEL")] = "info",
+    serialization: Serialization = None,
+    schema_registry_url: SchemaRegistryUrl = None,
+    cloudevents_source: CloudEventsSource = None,
 ) -> None:
     settings = TelemetrySettings(log_format=log_format, log_level=log_level)
     configure_logging(settings.log_format, settings.log_level)
+    # Here, once: every command's writers frame alike, its readers resolve registry ids, and its
+    # CloudEvents name this deployment as their source.
+    serialization_settings(serialization, schema_registry_url, cloudevents_source)
 
 
 # -- topics ----------------------------------------------------------------------------------------
@@ -142,6 +156,46 @@ def schemas_check(
     if problems:
         raise typer.Exit(1)
     typer.echo(f"{len(list(directory.glob('*.avsc')))} schemas compatible ({mode}) with {against}")
+
+
+@schemas_app.command("export")
+def schemas_export(
+    directory: Annotated[Path, typer.Argument(help="Folder to write the .avsc files into (made if missing)")],
+) -> None:
+    """Write each of tocsin's schemas as an .avsc file, for consumers and registries of their own."""
+    from tocsin.serde.registry_ops import export_schemas
+
+    try:
+        written = export_schemas(directory)
+    except OSError as error:
+        fail(f"error: {directory}: {error.strerror or error}")
+    for path in written:
+        typer.echo(str(path))
+
+
+@schemas_app.command("register")
+def schemas_register(
+    schema_registry_url: SchemaRegistryUrl = None,
+    mode: Annotated[str, typer.Option("--compatibility", help="backward, forward or full")] = "full",
+) -> None:
+    """Register every schema under its topic's subject (<topic>-value) and set its compatibility."""
+    from tocsin.serde import wire
+    from tocsin.serde.registry_client import RegistryError
+    from tocsin.serde.registry_ops import register_schemas
+    from tocsin.serde.subjects import registry_compatibility
+
+    url = schema_registry_url or wire.current().schema_registry_url
+    if not url:
+        fail("error: schemas register needs --schema-registry-url (or TOCSIN_SCHEMA_REGISTRY_URL)")
+    try:
+        level = registry_compatibility(mode)
+    except ValueError as error:
+        fail(f"error: --compatibility: {error}")
+    try:
+        for subject, schema_id in register_schemas(url, level):
+            typer.echo(f"{subject}: id {schema_id}, {level}")
+    except RegistryError as error:
+        fail(f"error: {error}")
 
 
 @schemas_app.command("list")

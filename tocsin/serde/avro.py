@@ -1,13 +1,16 @@
-"""Avro encoding of tocsin records on the wire: Avro single-object encoding with fastavro.
+"""Avro encoding of tocsin records on the wire, with fastavro.
 
-Each message is `C3 01` + the 8-byte little-endian CRC-64-AVRO fingerprint of the writer schema's
-canonical form + the Avro binary body (the Avro specification's single-object encoding). A reader
-looks the fingerprint up among the schemas it knows (the current ones and every earlier version it was
-given), then resolves writer to reader schema, so producers and consumers upgrade independently.
+By default each message is `C3 01` + the 8-byte little-endian CRC-64-AVRO fingerprint of the writer
+schema's canonical form + the Avro binary body (the Avro specification's single-object encoding); with
+`--serialization registry`, `00` + the 4-byte id a schema registry gave the writer schema + the body
+(tocsin.serde.framing). A reader takes either: it looks a fingerprint up among the schemas it knows (the
+current ones and every earlier version it was given), or fetches a registry id's schema once, then
+resolves writer to reader schema, so producers and consumers upgrade independently.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import struct
@@ -18,15 +21,24 @@ from typing import Any
 import fastavro
 from fastavro.schema import expand_schema, fingerprint, to_parsing_canonical_form
 
+from tocsin.config import SerializationSettings
 from tocsin.schemas import SCHEMA_DIR
+from tocsin.serde import wire
+from tocsin.serde.framing import (
+    SINGLE_OBJECT_HEADER,
+    SINGLE_OBJECT_MAGIC,
+    SerdeError,
+    registry_header,
+    unframe,
+)
+from tocsin.serde.registry_client import registry_client
+from tocsin.serde.subjects import value_subject
 from tocsin.serde.validate import ValidationFailed, validate
 
-MAGIC = b"\xc3\x01"
-HEADER_SIZE = 10
-
-
-class SerdeError(ValueError):
-    """A message could not be decoded (bad header, unknown writer schema, corrupt body)."""
+MAGIC = SINGLE_OBJECT_MAGIC
+HEADER_SIZE = SINGLE_OBJECT_HEADER
+# SerdeError lives with the framing now; re-exported, as every stage catches it from here.
+__all__ = ["HEADER_SIZE", "MAGIC", "SerdeError", "decode", "decode_plain", "encode"]
 
 
 def schema_fingerprint(parsed: Any) -> int:
@@ -48,6 +60,8 @@ class Schema:
     expanded: Any
     fingerprint: int
     header: bytes
+    # The schema as written (docs and all), the text a schema registry is given.
+    text: str = ""
     # Parsed again with fastavro's "already parsed" mark, so reads and writes skip re-parsing the
     # schema on every call (half the cost of decoding a record); `parsed` stays the plain form.
     fast: Any = None
@@ -68,6 +82,7 @@ class Schema:
             expanded=expand_schema(raw),
             fingerprint=fp,
             header=MAGIC + struct.pack("<Q", fp),
+            text=json.dumps(raw, separators=(",", ":")),
             fast=fastavro.parse_schema(raw),
             plain=fastavro.parse_schema(_without_logical_types(raw)),
         )
@@ -105,6 +120,10 @@ class SchemaRegistry:
         registry = cls()
         for path in sorted(Path(directory).glob("*.avsc")):
             registry.add(Schema.from_file(path))
+        # Earlier versions a topic still holds records of (e.g. the unsigned ledger entries written before
+        # LedgerEntry had its signature): known as writers, read resolved to the current schema.
+        for path in sorted((Path(directory) / "previous").glob("*.avsc")):
+            registry.add(Schema.from_file(path), current=False)
         return registry
 
 
@@ -119,22 +138,66 @@ def default_registry() -> SchemaRegistry:
     return _default
 
 
-def encode(schema: Schema, datum: dict, *, check: bool = True) -> bytes:
-    """Encode one record; with `check`, validate first and raise ValidationFailed with every error."""
+@functools.cache
+def default_topic(schema_name: str) -> str:
+    """The topic tocsin writes a schema's records to (tocsin/topics.yaml), for its registry subject."""
+    # Imported here: only registry framing needs the topic list (and kafka-python, which it loads).
+    from tocsin.kafka.topics import load_topics  # noqa: PLC0415
+
+    return load_topics().by_schema(schema_name.rsplit(".", 1)[-1]).name
+
+
+def registry_id(schema: Schema, topic: str | None, settings: SerializationSettings) -> int:
+    """The registry's id of `schema` under its topic's subject, registered on first use (cached)."""
+    subject = value_subject(topic or default_topic(schema.name))
+    return registry_client(settings.schema_registry_url).register(subject, schema.text)
+
+
+def encode(
+    schema: Schema,
+    datum: dict,
+    *,
+    check: bool = True,
+    topic: str | None = None,
+    settings: SerializationSettings | None = None,
+) -> bytes:
+    """Encode one record; with `check`, validate first and raise ValidationFailed with every error.
+
+    Framed as `settings` say (default: the process's, tocsin.serde.wire); registry framing registers
+    the schema under `<topic>-value`, `topic` defaulting to the one topics.yaml gives the schema.
+    """
     if check:
         errors = validate(datum, schema.expanded)
         if errors:
             raise ValidationFailed(schema.name, errors)
+    settings = settings or wire.current()
     out = io.BytesIO()
-    out.write(schema.header)
+    if settings.serialization == "registry":
+        out.write(registry_header(registry_id(schema, topic, settings)))
+    else:
+        out.write(schema.header)
     fastavro.schemaless_writer(out, schema.fast, datum)
     return out.getvalue()
 
 
-def writer_fingerprint(message: bytes) -> int:
-    if len(message) < HEADER_SIZE or message[:2] != MAGIC:
-        raise SerdeError("not an Avro single-object message (missing C3 01 header)")
-    return struct.unpack_from("<Q", message, 2)[0]
+def writer_by_id(schema_id: int, registry: SchemaRegistry, settings: SerializationSettings) -> Schema:
+    """The writer schema a registry id names, fetched once from the registry. A schema tocsin knows
+    (same fingerprint) is the known one, already parsed; an unknown one is added as a writer."""
+    if not settings.schema_registry_url:
+        raise SerdeError(
+            f"registry-framed message (schema id {schema_id}) but no schema registry is configured "
+            "(--schema-registry-url, TOCSIN_SCHEMA_REGISTRY_URL)"
+        )
+    key = (settings.schema_registry_url, schema_id)
+    if key not in _by_registry_id:  # the hot path is this one dict look-up per record
+        parsed = Schema.from_json(registry_client(settings.schema_registry_url).schema(schema_id))
+        _by_registry_id[key] = registry.by_fingerprint.get(parsed.fingerprint) or registry.add(
+            parsed, current=False
+        )
+    return _by_registry_id[key]
+
+
+_by_registry_id: dict[tuple[str, int], Schema] = {}
 
 
 def _without_logical_types(schema):
@@ -149,12 +212,17 @@ def _read(message: bytes, registry: SchemaRegistry | None, parsed) -> tuple[dict
     """(record, writer schema): the body read with the writer schema named by the message's fingerprint;
     `parsed(writer)` gives (the writer's parsed form to read with, the reader's or None)."""
     registry = registry or default_registry()
-    fp = writer_fingerprint(message)
-    writer = registry.by_fingerprint.get(fp)
-    if writer is None:
-        raise SerdeError(f"unknown writer schema fingerprint {fp:016x}")
+    if message[:2] == MAGIC and len(message) >= HEADER_SIZE:
+        # The default framing without building a Frame: this runs once per record of every pipeline.
+        fp, offset = struct.unpack_from("<Q", message, 2)[0], HEADER_SIZE
+        writer = registry.by_fingerprint.get(fp)
+        if writer is None:
+            raise SerdeError(f"unknown writer schema fingerprint {fp:016x}")
+    else:
+        frame = unframe(message)  # registry-framed, or a SerdeError naming what the header is
+        writer, offset = writer_by_id(frame.writer, registry, wire.current()), frame.body_offset
     body = io.BytesIO(message)
-    body.seek(HEADER_SIZE)
+    body.seek(offset)
     try:
         record = fastavro.schemaless_reader(body, *parsed(writer))
     except Exception as exc:  # fastavro raises several types for corrupt bodies
