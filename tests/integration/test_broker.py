@@ -8,7 +8,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from typer.testing import CliRunner
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, wait_for
 from tocsin.cli import app
 from tocsin.kafka.topics import load_topics
 from tocsin.serde.avro import decode, default_registry, encode
@@ -67,13 +67,16 @@ def test_topics_create_is_idempotent(bootstrap, admin):
     runner = CliRunner()
     first = runner.invoke(app, ["topics", "create", "--bootstrap-servers", bootstrap])
     assert first.exit_code == 0, first.output
-    before = {
-        t: admin.describe_topics([t])[0]["partitions"].__len__()
-        for t in [t.name for t in load_topics().topics]
-    }
+    names = [t.name for t in load_topics().topics]
+
+    def described():  # a topic just created may describe with no partitions until its metadata spreads
+        found = {t: len(admin.describe_topics([t])[0]["partitions"]) for t in names}
+        return found if all(found.values()) else None
+
+    before = wait_for(described, 30, message="the created topics' metadata")
     second = runner.invoke(app, ["topics", "create", "--bootstrap-servers", bootstrap])
     assert second.exit_code == 0, second.output
-    assert [line.split()[0] for line in second.stdout.strip().splitlines()] == ["exists"] * 10
+    assert [line.split()[0] for line in second.stdout.strip().splitlines()] == ["exists"] * len(names)
     after = {t: len(admin.describe_topics([t])[0]["partitions"]) for t in before}
     assert after == before == {t.name: t.partitions for t in load_topics().topics}
     configs = (

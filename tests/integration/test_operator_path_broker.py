@@ -4,7 +4,6 @@ bootstrap timeout that makes an absent broker one line within seconds) work with
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -30,29 +29,5 @@ def test_topics_create_and_ledger_verify_reach_the_broker(bootstrap, tmp_path):
     assert verified.stdout == "ledger verified: 0 entries, last hash -\n"
 
 
-def test_the_router_refuses_a_broken_ledger_in_one_line(bootstrap, make_topic):
-    from kafka import KafkaProducer
-
-    from tocsin.router.ledger import LedgerWriter, chain
-    from tocsin.serde.avro import default_registry, encode
-
-    ledger = make_topic("ledger")
-    client = {"bootstrap_servers": bootstrap}
-    writer = LedgerWriter(client, ledger, None)
-    writer.append(1_700_000_000_000, "silence.created", "s1", "operator", {"n": 1})
-    writer.close()
-    forged = chain(None, 1_700_000_001_000, "silence.created", "s2", "someone", {"n": 2})  # a second genesis
-    producer = KafkaProducer(**client)
-    producer.send(ledger, encode(default_registry().get("LedgerEntry"), forged.as_record()), partition=0).get(
-        30
-    )
-    producer.close()
-    config = Path(__file__).parents[2] / "router" / "routes.example.yaml"
-    args = ["router", "serve", "--config", str(config), "-b", bootstrap, "--listen", "127.0.0.1:0"]
-    result = CliRunner().invoke(app, [*args, "--ledger-topic", ledger])
-    assert result.exit_code == 1
-    assert result.stderr.splitlines() == [
-        f"error: the ledger {ledger} does not verify (2 problem(s), the first: entry 1 (sequence 0): "
-        "expected sequence 1: entries reordered or repeated); the router will not extend it: "
-        "see `tocsin ledger verify`"
-    ]
+# The router no longer refuses a broken ledger (issue #19: whoever could write one record to the topic
+# could keep it from starting): it skips what does not verify, tests/integration/test_ledger_forgeries.py.

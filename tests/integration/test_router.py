@@ -238,7 +238,16 @@ def test_deliver_escalate_acknowledge_ledger_and_restart(
     port = free_port()
     api = f"http://127.0.0.1:{port}"  # the console and the API: the router's external_url
     router_config(config, webhooks.server_address[1], smtp_port, tokens, external_url=api)
-    args = router_serve_args(config, bootstrap, port, topics)
+    # The router signs its ledger, as in production: a key made as an operator makes it (keygen), and
+    # the trusted keys file `ledger verify` is given below.
+    checkpoints = make_topic("checkpoints")
+    key_file, trusted = tmp_path / "router.key", tmp_path / "trusted-keys.yaml"
+    cli("ledger", "keygen", str(key_file), "--trusted-keys", str(trusted))
+    verify = ("ledger", "verify", "-b", bootstrap, "--trusted-keys", str(trusted))
+    verify += ("--topic", topics["ledger"], "--checkpoints-topic", checkpoints)
+    args = router_serve_args(
+        config, bootstrap, port, topics, f"--ledger-key={key_file}", f"--checkpoints-topic={checkpoints}"
+    )
     router = start_pipeline(*args)
     wait_for(lambda: _healthy(api) or not router.alive(), 60, message="router API")
     assert router.alive(), router.log_tail()
@@ -365,9 +374,7 @@ def test_deliver_escalate_acknowledge_ledger_and_restart(
     assert "un/Duty officer" in story and "ACKNOWLEDGED" in story
     assert "igad/Analyst" in story and "COMMENT: Convoy route closed" in story
     assert "ACTION_TAKEN: Envoy briefed" in story
-    assert cli("ledger", "verify", "-b", bootstrap, "--topic", topics["ledger"]).startswith(
-        "ledger verified:"
-    )
+    assert cli(*verify).startswith("ledger verified:")
 
     # Kill the router while a deadline is pending, restart it: the escalation happens, once.
     second = "attacks-on-civilians:ETH:2026-11-26T00:00Z"
@@ -417,9 +424,7 @@ def test_deliver_escalate_acknowledge_ledger_and_restart(
     story = cli("ledger", "show", second, "-b", bootstrap, "--topic", topics["ledger"])
     assert [line.split()[3] for line in story.splitlines()].count("alert.received") == 1
     assert [line.split()[3] for line in story.splitlines()].count("escalation") == 1
-    assert cli("ledger", "verify", "-b", bootstrap, "--topic", topics["ledger"]).startswith(
-        "ledger verified:"
-    )
+    assert cli(*verify).startswith("ledger verified:")
 
 
 def _text(raw: str) -> str:

@@ -86,7 +86,7 @@ def test_schemas_check_cli(tmp_path):
 
     ok = runner.invoke(app, ["schemas", "check", "--against", str(baseline), "--schema-dir", str(current)])
     assert ok.exit_code == 0, ok.output
-    assert "10 schemas compatible (full)" in ok.output
+    assert "11 schemas compatible (full)" in ok.output
 
     broken = json.loads((current / "alert.avsc").read_text())
     broken["fields"].append({"name": "note", "type": "string", "doc": "x"})

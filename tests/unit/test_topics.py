@@ -21,6 +21,7 @@ def test_packaged_topics_cover_every_entity_and_schema():
         "tocsin.notifications.v1",
         "tocsin.responses.v1",
         "tocsin.ledger.v1",
+        "tocsin.ledger.checkpoints.v1",
         "tocsin.deadletter.v1",
         "tocsin.connector.state.v1",
     ]

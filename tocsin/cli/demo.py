@@ -153,6 +153,8 @@ def _pipelines_and_router(client: dict, bootstrap: str, console: Console, record
             ("alert events", alerts_written),
             ("alerts fired", len({a["id"] for a in firing})),
             ("deliveries (attempts)", routed["deliveries"]),
+            ("resolved notices delivered", routed["resolutions"][0]),
+            ("of them to a receiver never told of the firing", routed["resolutions"][1]),
             ("escalations", routed["escalations"]),
             ("acknowledgements and decisions", routed["answers"]),
             ("dead letters", len(dead)),
@@ -163,7 +165,7 @@ def _pipelines_and_router(client: dict, bootstrap: str, console: Console, record
         if problems:
             console.print("[red]ledger does NOT verify[/red]: " + "; ".join(problems[:3]))
             return 1
-        console.print(f"ledger verified: {entries} entries, hash chain intact")
+        console.print(f"ledger verified: {entries} entries, signed, hash chain intact")
         if routed["answered"]:
             console.rule(f"the ledger's story of {routed['answered']}")
             for line in story(read_ledger(client, LEDGER), routed["answered"]):
