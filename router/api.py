@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tocsin.kafka.probe import KafkaProbe
 from tocsin.organisations import Organisation
+from tocsin.router.alertmanager.api import alertmanager_app
 from tocsin.router.console.pages import mount_console
 from tocsin.router.service import Forbidden, Invalid, Router
 from tocsin.web.app import Problem, authorise, read_body, web_app
@@ -88,6 +89,7 @@ def router_app(router: Router, ready=None, console_secret: str | None = None):
         ready=ready,
         access_event="router request",
     )
+    app.mount("/api/v2", alertmanager_app(router))  # for amtool, Grafana, Karma (router/alertmanager)
 
     def organisation(request: Request) -> Organisation:
         org = authorise(router.config.organisations.values(), request.headers.get("authorization"))

@@ -84,7 +84,7 @@ def _set(path: str, value):
         (
             "receivers.0.channels",
             [{"file": {"path": "-"}, "webhook": {"url": "http://x"}}],
-            "receivers.0.channels.0: exactly one of webhook, email, file, chat (got 2)",
+            "receivers.0.channels.0: exactly one of webhook, email, file, chat, alertmanager (got 2)",
         ),
         (
             "receivers.0.channels",
