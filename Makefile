@@ -14,16 +14,30 @@ FLINK_JAR   := $(CACHE)/flink/beam-flink-job-server.jar
 FLINK_LIB   := $(CACHE)/flink/lib
 PROM_DIR    := $(CACHE)/prometheus
 PROMETHEUS  := $(PROM_DIR)/usr/bin/prometheus
+APICURIO_VERSION := 2.6.13.Final
+REGISTRY_DIR := $(CACHE)/schema-registry/app
+REGISTRY_JAR := $(REGISTRY_DIR)/apicurio-registry-app-$(APICURIO_VERSION)-runner.jar
+AM_VERSION  := 0.35.0
+AM_DIR      := $(CACHE)/alertmanager-$(AM_VERSION)
+AMTOOL      := $(AM_DIR)/amtool
+ALERTMANAGER := $(AM_DIR)/alertmanager
+GOPATH_CACHE := $(abspath $(CACHE))/go
+# Stamped as a release build is, so `--version` says which and amtool's version check is quiet.
+AM_LDFLAGS  := -X github.com/prometheus/common/version.Version=$(AM_VERSION) \
+    -X github.com/prometheus/common/version.Revision=v$(AM_VERSION) \
+    -X github.com/prometheus/common/version.Branch=HEAD
 
 # The test broker gets its own port and a fresh data dir, so it never touches a dev broker.
 TEST_KAFKA  := KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093 KAFKA_DATA=$(CACHE)/kafka-test-data
 
 export TOCSIN_CACHE := $(CACHE)
 export TOCSIN_PROMETHEUS := $(abspath $(PROMETHEUS))
+export TOCSIN_AMTOOL := $(abspath $(AMTOOL))
+export TOCSIN_ALERTMANAGER := $(abspath $(ALERTMANAGER))
 export TOCSIN_PRISM_LOCATION := $(abspath $(PRISM))
 export TOCSIN_FLINK_JOB_SERVER_JAR := $(abspath $(FLINK_JAR))
 
-.PHONY: setup kafka-fetch prism flink prometheus chromium kafka-up kafka-down topics test test-faults test-unit lint bench demo clean
+.PHONY: setup kafka-fetch prism flink prometheus alertmanager schema-registry chromium kafka-up kafka-down topics test test-faults test-unit lint bench demo clean
 
 setup: $(VENV)/.installed
 
@@ -67,6 +81,43 @@ $(PROMETHEUS):
 	cd $(PROM_DIR) && apt-get download prometheus && dpkg -x prometheus_*.deb . && rm prometheus_*.deb
 	test -x $@
 
+# Alertmanager's amtool and alertmanager from the Go module proxy at a pinned version: amtool reads tocsin's
+# Alertmanager API in the tests, and the alertmanager channel's test feeds a real Alertmanager.
+alertmanager: $(AMTOOL) $(ALERTMANAGER)
+
+$(AMTOOL):
+	mkdir -p $(dir $@)
+	GOPATH=$(GOPATH_CACHE) GOFLAGS=-modcacherw GOBIN=$(abspath $(dir $@)) \
+	    go install -ldflags "$(AM_LDFLAGS)" github.com/prometheus/alertmanager/cmd/amtool@v$(AM_VERSION)
+
+# cmd/alertmanager embeds its web UI from ui/app/dist, which a release build makes with npm and the module on
+# the proxy does not hold, so `go install` of it fails ("pattern app/dist: no matching files found"). It is
+# built from the module's own source with a one-page placeholder for the UI: the API, all tocsin uses, is
+# the release's.
+$(ALERTMANAGER):
+	mkdir -p $(dir $@)
+	GOPATH=$(GOPATH_CACHE) GOFLAGS=-modcacherw go mod download github.com/prometheus/alertmanager@v$(AM_VERSION)
+	rm -rf $(AM_DIR)/src
+	cp -r $(GOPATH_CACHE)/pkg/mod/github.com/prometheus/alertmanager@v$(AM_VERSION) $(AM_DIR)/src
+	chmod -R u+w $(AM_DIR)/src
+	for ui in elm mantine; do mkdir -p $(AM_DIR)/src/ui/app/dist/$$ui && \
+	    echo '<!doctype html><title>Alertmanager</title><p>Built without its web UI: use its API or amtool.' \
+	    > $(AM_DIR)/src/ui/app/dist/$$ui/index.html; done
+	cd $(AM_DIR)/src && GOPATH=$(GOPATH_CACHE) GOFLAGS=-modcacherw \
+	    go build -buildvcs=false -ldflags "$(AM_LDFLAGS)" -o $(abspath $@) ./cmd/alertmanager
+	rm -rf $(AM_DIR)/src
+
+# Apicurio Registry from Maven Central, a real schema registry with the Confluent API (/apis/ccompat/v7),
+# for the registry tests (tests/conftest.py's schema_registry starts it); see deploy/schema-registry/pom.xml.
+schema-registry: $(REGISTRY_JAR)
+
+$(REGISTRY_JAR): deploy/schema-registry/pom.xml
+	rm -rf $(REGISTRY_DIR)
+	mvn --batch-mode --quiet -Dmaven.repo.local=$(M2) -f deploy/schema-registry/pom.xml \
+	    -Dapicurio.version=$(APICURIO_VERSION) dependency:unpack-dependencies \
+	    -DoutputDirectory=$(abspath $(REGISTRY_DIR))
+	test -f $@
+
 # Headless Chromium from Debian's package, for the back-test report's browser test (playwright drives this
 # binary; it never downloads a browser of its own). A system package: installing it needs root, as on CI.
 CHROMIUM    := /usr/bin/chromium
@@ -91,11 +142,11 @@ topics: kafka-up
 	$(BIN)/tocsin topics create
 
 # Everything on a fresh machine: environment, broker, runner, then unit and integration tests.
-test: setup kafka-fetch prism flink prometheus chromium
+test: setup kafka-fetch prism flink prometheus alertmanager schema-registry chromium
 	rm -rf $(CACHE)/kafka-test-data
 	$(TEST_KAFKA) $(BIN)/tocsin kafka up
 	$(TEST_KAFKA) TOCSIN_TEST_BOOTSTRAP=127.0.0.1:29092 TOCSIN_REQUIRE_FLINK=1 TOCSIN_REQUIRE_PROMETHEUS=1 \
-	    TOCSIN_REQUIRE_CHROMIUM=1 \
+	    TOCSIN_REQUIRE_CHROMIUM=1 TOCSIN_REQUIRE_ALERTMANAGER=1 TOCSIN_REQUIRE_SCHEMA_REGISTRY=1 \
 	    $(BIN)/pytest; rc=$$?; \
 	    $(TEST_KAFKA) $(BIN)/tocsin kafka down; exit $$rc
 

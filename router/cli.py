@@ -16,7 +16,7 @@ import typer
 
 from tocsin.cli_errors import exit_with_errors, fail, operator_errors, url_error_line
 from tocsin.cli_options import Bootstrap, MetricsAddress, MetricsPort, duration, kafka_settings, start_metrics
-from tocsin.kafka.topics import ALERTS, LEDGER, NOTIFICATIONS, RESPONSES
+from tocsin.kafka.topics import ALERTS, LEDGER, LEDGER_CHECKPOINTS, NOTIFICATIONS, RESPONSES
 from tocsin.telemetry.metrics import DEFAULT_METRICS_ADDRESS
 
 router_app = typer.Typer(
@@ -30,6 +30,45 @@ Config = Annotated[Path, typer.Option("--config", "-c", help="Router config YAML
 Url = Annotated[str, typer.Option("--url", envvar="TOCSIN_ROUTER_URL", help="Router API")]
 Token = Annotated[str, typer.Option("--token", envvar="TOCSIN_TOKEN", help="Your organisation's token")]
 LedgerTopic = Annotated[str, typer.Option("--topic", help="Ledger topic")]
+LedgerKey = Annotated[
+    str | None,
+    typer.Option(
+        "--ledger-key",
+        envvar="TOCSIN_LEDGER_KEY",
+        show_envvar=True,
+        help="The router's Ed25519 key: a PEM file's path, or the PEM text (`tocsin ledger keygen`). "
+        "Without it the ledger is not signed, and can be forged by whoever can write to its topic",
+    ),
+]
+TrustedKeysFile = Annotated[
+    str | None,
+    typer.Option(
+        "--trusted-keys",
+        envvar="TOCSIN_LEDGER_TRUSTED_KEYS",
+        show_envvar=True,
+        help="YAML file of the public keys whose ledger signatures are trusted, by key id",
+    ),
+]
+CheckpointsTopic = Annotated[
+    str, typer.Option("--checkpoints-topic", help="The router's signed checkpoints of the ledger head")
+]
+AllowUnsigned = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unsigned",
+        help="Trust unsigned entries at the start of the ledger (one written before signing began)",
+    ),
+]
+
+
+def _trust(key: str | None, trusted: str | None, allow_unsigned: bool, checkpoints: str):
+    from tocsin.router.ledger_keys import LedgerKeyError
+    from tocsin.router.ledger_trust import load_trust
+
+    try:
+        return load_trust(key, trusted, allow_unsigned, checkpoints)
+    except LedgerKeyError as error:
+        fail(str(error))
 
 
 def _config(path: Path):
@@ -52,10 +91,24 @@ def serve(
     responses_topic: Annotated[str, typer.Option(help="Responders' answers")] = RESPONSES,
     metrics_port: MetricsPort = None,
     metrics_address: MetricsAddress = DEFAULT_METRICS_ADDRESS,
+    ledger_key: LedgerKey = None,
+    trusted_keys: TrustedKeysFile = None,
+    checkpoints_topic: CheckpointsTopic = LEDGER_CHECKPOINTS,
+    allow_unsigned: AllowUnsigned = False,
+    ha_group: Annotated[
+        str | None,
+        typer.Option(
+            "--ha-group",
+            envvar="TOCSIN_ROUTER_HA_GROUP",
+            show_envvar=True,
+            help="Run as one of several routers of this name: the one Kafka picks is active, the others "
+            "wait as standbys and take over when it dies (router/leader.py)",
+        ),
+    ] = None,
 ) -> None:
     """Run the router: read alerts, notify, escalate, serve the responders' API, until stopped."""
     from tocsin.router.api import RouterAPI
-    from tocsin.router.service import LedgerBroken, Router
+    from tocsin.router.service import Router
     from tocsin.telemetry.logging import get_logger
 
     topics = {
@@ -65,46 +118,71 @@ def serve(
         "responses": responses_topic,
     }
     settings = _config(config)
+    # A router without a key writes the unsigned ledger routers wrote before signing, and so takes its
+    # own unsigned entries back; with a key, only with --allow-unsigned (the prefix of an upgrade).
+    trust = _trust(ledger_key, trusted_keys, allow_unsigned or not ledger_key, checkpoints_topic)
     kafka = kafka_settings(bootstrap)
     host, _, port = listen.rpartition(":")
     if not port.isdigit():
         fail(f"error: --listen {listen}: not host:port")
-    router = Router(settings, kafka.client_config(), topics)
+    router = Router(settings, kafka.client_config(), topics, ledger=trust)
     try:  # bound before Kafka is reached; served once the router has started
         api = RouterAPI(router, host, int(port))
     except OSError as error:  # the port is taken, or the address is not this machine's
         fail(f"error: --listen {listen}: {error.strerror or error}")
     try:
-        with operator_errors(kafka):  # no broker
-            router.start()
-    except LedgerBroken as broken:
-        api.stop()
-        fail(
-            f"error: the ledger {broken.topic} does not verify ({len(broken.problems)} problem(s), the "
-            f"first: {broken.problems[0]}); the router will not extend it: see `tocsin ledger verify`"
-        )
-    except SystemExit:
-        api.stop()
-        raise
-    api.start()
-    try:
         served = start_metrics(metrics_port, metrics_address)
     except SystemExit:
         api.stop()
-        router.close()
         raise
-    get_logger(stage="router").info(
-        "router serving", api=api.url, metrics_port=served, alerts_topic=alerts_topic
-    )
+    log = get_logger(stage="router")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    leadership = None
     try:
-        router.run(stop)
+        with operator_errors(kafka):  # no broker
+            if ha_group is not None:
+                # A standby serves only its metrics (up, and tocsin_router_leader 0): its API would
+                # answer from a state it has not read, so it is served once this router leads.
+                leadership = _lead(kafka.client_config(), ledger_topic, ha_group, stop)
+                if leadership is None:
+                    return
+            router.start(fence=ha_group)
+    except (SystemExit, KeyboardInterrupt):
+        api.stop()
+        if leadership is not None:
+            leadership.close()
+        raise
+    api.start()
+    log.info("router serving", api=api.url, metrics_port=served, alerts_topic=alerts_topic, ha_group=ha_group)
+    try:
+        router.run(stop, keep=leadership.keep if leadership is not None else None)
     except KeyboardInterrupt:
         pass
     finally:
         api.stop()
         router.close()
+        if leadership is not None:
+            leadership.close()
+    if leadership is not None and not stop.is_set():
+        fail(f"error: router {ha_group}: no longer the active one (another router took over); exiting")
+
+
+def _lead(client: dict, ledger_topic: str, group: str, stop: threading.Event):
+    """This router's leadership of the group, once it has it; None when stopped while waiting."""
+    from tocsin.router.leader import LEADER, Leadership
+
+    leadership = Leadership(client, ledger_topic, group)
+    LEADER.set(0)
+    try:
+        if not leadership.wait(stop):
+            leadership.close()
+            return None
+    except KeyboardInterrupt:
+        leadership.close()
+        return None
+    LEADER.set(1)
+    return leadership
 
 
 @router_app.command("token")
@@ -263,20 +341,87 @@ def silence_expire(
 
 
 @ledger_app.command("verify")
-def ledger_verify(bootstrap: Bootstrap = None, topic: LedgerTopic = LEDGER) -> None:
-    """Check the hash chain: exit 1 saying where an entry was edited, removed or reordered."""
-    from tocsin.router.ledger import read_ledger, verify
+def ledger_verify(
+    bootstrap: Bootstrap = None,
+    topic: LedgerTopic = LEDGER,
+    trusted_keys: TrustedKeysFile = None,
+    checkpoints_topic: CheckpointsTopic = LEDGER_CHECKPOINTS,
+    allow_unsigned: AllowUnsigned = False,
+) -> None:
+    """Check the ledger: every entry signed by a trusted key and chained to the one before, and every
+    checkpoint held; exit 1 with a line per record that is not, at its offset."""
+    from tocsin.router.ledger_trust import read_checked
 
+    trust = _trust(None, trusted_keys, allow_unsigned, checkpoints_topic)
     kafka = kafka_settings(bootstrap)
     with operator_errors(kafka):
-        entries = read_ledger(kafka.client_config(), topic)
-    problems = verify(entries)
-    for line in problems:
+        verdict = read_checked(kafka.client_config(), topic, trust)
+    for line in verdict.problems:
         typer.echo(line, err=True)
-    if problems:
+    if verdict.problems:
         raise typer.Exit(1)
-    last = entries[-1].hash[:16] if entries else "-"
-    typer.echo(f"ledger verified: {len(entries)} entries, last hash {last}")
+    entries = verdict.trusted
+    line = f"ledger verified: {len(entries)} entries, last hash {entries[-1].hash[:16] if entries else '-'}"
+    if verdict.signed_by:
+        line += f", signed by {', '.join(sorted(verdict.signed_by))}"
+    if verdict.unsigned:
+        line += f", the first {verdict.unsigned} unsigned (--allow-unsigned)"
+    if verdict.signed_by and verdict.checkpoint is not None:
+        after = entries[-1].sequence - verdict.checkpoint.sequence
+        line += f"; last checkpoint at sequence {verdict.checkpoint.sequence} ({after} entries after it)"
+    elif verdict.signed_by:
+        line += "; no checkpoint yet: a cut tail cannot be found"
+    typer.echo(line)
+
+
+@ledger_app.command("keygen")
+def ledger_keygen(
+    key_file: Annotated[Path, typer.Argument(help="Where to write the private key (PEM, mode 0600)")],
+    trusted_keys: Annotated[
+        Path | None, typer.Option("--trusted-keys", help="Add the public key to this file (made if missing)")
+    ] = None,
+    comment: Annotated[str, typer.Option(help="Said beside the key in the trusted keys file")] = "",
+) -> None:
+    """A new Ed25519 key for the router to sign its ledger with (--ledger-key), and its public key for
+    the verifiers' trusted keys file."""
+    import os
+
+    import yaml
+
+    from tocsin.router.ledger_keys import (
+        LedgerKeyError,
+        generate,
+        parse_trusted_keys,
+        private_pem,
+        trusted_line,
+    )
+
+    key = generate()
+    listed: dict = {"keys": []}
+    if trusted_keys is not None and trusted_keys.exists():
+        try:
+            listed = yaml.safe_load(trusted_keys.read_text(encoding="utf-8"))
+            parse_trusted_keys(listed, str(trusted_keys))  # a file it cannot read is not added to
+        except (yaml.YAMLError, UnicodeDecodeError):
+            fail(f"error: --trusted-keys {trusted_keys}: not a YAML file")
+        except LedgerKeyError as error:
+            fail(str(error))
+    try:
+        # O_EXCL: never over an existing key (the entries it signed would lose their signer), and
+        # readable by its owner alone from the first byte.
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        fail(f"error: {key_file}: exists; a new key goes to a new file")
+    except OSError as error:
+        fail(f"error: {key_file}: {error.strerror}")
+    with os.fdopen(fd, "wb") as out:
+        out.write(private_pem(key))
+    line = trusted_line(key, comment)
+    if trusted_keys is not None:
+        listed["keys"].append(line)
+        trusted_keys.write_text(yaml.safe_dump(listed, sort_keys=False), encoding="utf-8")
+    typer.echo(f"key id {key.id}: private key in {key_file}")
+    typer.echo(f"trusted keys entry: {json.dumps(line)}")
 
 
 @ledger_app.command("show")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, PrivateAttr
+from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
 from tocsin.durations import Duration, DurationOrZero
 from tocsin.organisations import Organisation, Organisations
@@ -45,11 +45,63 @@ class RouteSpec(StrictModel):
     routes: list[RouteSpec] = []
 
 
+def _readable(path: str) -> str:
+    try:
+        Path(path).read_bytes()
+    except OSError as error:
+        raise ValueError(f"{path}: cannot be read ({error.strerror or error})") from None
+    return path
+
+
+# A file the router reads a secret or a certificate from: checked at load, read again at each send (so
+# a rotated credential or certificate is picked up without a restart, as Prometheus reads its own).
+ReadableFile = Annotated[str, AfterValidator(_readable)]
+
+
+class TLSConfig(StrictModel):
+    ca_file: ReadableFile | None = None  # the CAs to trust for the server (default: the system's)
+    cert_file: ReadableFile | None = None  # a client certificate (mutual TLS), with its key_file
+    key_file: ReadableFile | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> TLSConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (a client certificate and its key)")
+        return self
+
+
+class Authorization(StrictModel):
+    type: str = Field("Bearer", pattern=r"^[A-Za-z][A-Za-z0-9-]*$")
+    credentials_file: ReadableFile  # never the credentials themselves: the config is not a secret
+
+
+class BasicAuth(StrictModel):
+    username: str = Field(min_length=1)
+    password_file: ReadableFile
+
+
+class HttpConfig(StrictModel):
+    """How an HTTP channel reaches its server, named and shaped as Prometheus's and Alertmanager's
+    http_config: TLS (a CA, a client certificate), and one of an Authorization header or basic auth,
+    their secrets read from files."""
+
+    tls_config: TLSConfig | None = None
+    authorization: Authorization | None = None
+    basic_auth: BasicAuth | None = None
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> HttpConfig:
+        if self.authorization is not None and self.basic_auth is not None:
+            raise ValueError("authorization and basic_auth: one or the other")
+        return self
+
+
 class Webhook(StrictModel):
     url: str = Field(pattern=r"^https?://")
     format: Literal["alertmanager", "cloudevents"] = "alertmanager"
     timeout: Duration = 10
     headers: dict[str, str] = {}
+    http_config: HttpConfig | None = None
 
 
 class Email(StrictModel):
@@ -74,7 +126,18 @@ class Chat(StrictModel):
     timeout: Duration = 10
 
 
-CHANNEL_KINDS = ("webhook", "email", "file", "chat")
+class AlertmanagerChannel(StrictModel):
+    # An Alertmanager's base URL (http://alertmanager:9093): tocsin posts to {url}/api/v2/alerts.
+    url: str = Field(pattern=r"^https?://")
+    timeout: Duration = 10
+    # Firing alerts are re-sent this often, their endsAt four intervals ahead (Prometheus's resend_delay
+    # and its 4x; router/resend.py); an Alertmanager resolves one tocsin stops re-sending by itself.
+    resend: Duration = 60
+    headers: dict[str, str] = {}
+    http_config: HttpConfig | None = None  # TLS and auth, as the webhook's (a proxy in front of it)
+
+
+CHANNEL_KINDS = ("webhook", "email", "file", "chat", "alertmanager")
 ONE_OF_THE_KINDS = ", ".join(CHANNEL_KINDS)
 
 
@@ -83,6 +146,7 @@ class Channel(StrictModel):
     email: Email | None = None
     file: FileChannel | None = None
     chat: Chat | None = None
+    alertmanager: AlertmanagerChannel | None = None
     # Not written in a channel: set at load from its receiver's language and the router's external_url,
     # so that the channel's notifier writes for its reader (router.notify.notifier_for).
     _language: str = PrivateAttr("en")
@@ -151,6 +215,18 @@ def _external_url(value: str) -> str:
 
 
 ExternalURL = Annotated[str, AfterValidator(_external_url)]
+
+
+def _alertmanager_url(value: str) -> str | None:
+    """Why an alertmanager channel's URL is not an Alertmanager's base URL; None if it is."""
+    parts = urlsplit(value)
+    if not parts.netloc:
+        return f"{value!r} has no host"
+    if parts.query or parts.fragment:
+        return f"{value!r} has a query or a fragment: /api/v2/alerts is added to it"
+    if parts.path.rstrip("/").endswith("/api/v2/alerts") or parts.path.rstrip("/").endswith("/api/v2"):
+        return f"{value!r} is an API path: give the Alertmanager's base URL; /api/v2/alerts is added to it"
+    return None
 
 
 class _Document(StrictModel):
@@ -248,6 +324,10 @@ def parse_router_config(data: Any) -> RouterConfig:
                 problem = url_problem(channel.chat.url)
                 if problem:
                     errors.append(f"receivers.{i}.channels.{j}.chat.url: {problem}")
+            if channel.alertmanager is not None:
+                problem = _alertmanager_url(channel.alertmanager.url)
+                if problem:
+                    errors.append(f"receivers.{i}.channels.{j}.alertmanager.url: {problem}")
             channel._language, channel._external_url = receiver.language, doc.external_url
     escalations: dict[str, Policy] = {}
     for name, spec in doc.escalations.items():

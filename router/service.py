@@ -1,8 +1,12 @@
 """The response router: read alerts, route and group them, notify, chase acknowledgements, escalate.
 
-Every decision is appended to the ledger before it counts (see state.py): a restart replays the ledger
-and resumes reading alerts at the offsets it records, so no alert is routed twice or lost and no pending
-escalation deadline is forgotten. One thread owns the state; the HTTP API calls in under the same lock.
+What to do is the engine's (engine.py, pure); this is its I/O: the alerts topic, the ledger, the
+records, the lanes that send, the clock, the lock. Every decision is appended to the ledger before it
+counts (see state.py): a restart replays the ledger and resumes reading alerts at the offsets it
+records, so no alert is routed twice or lost and no pending escalation deadline is forgotten. One
+thread decides; the HTTP API calls in under the same lock. Deciding to notify only queues the delivery
+(a ledger entry, outbox.py): each channel of each receiver sends on its own thread, outside the lock
+(lanes.py), so a receiver that hangs delays no other receiver, no answer and no escalation.
 """
 
 from __future__ import annotations
@@ -12,18 +16,20 @@ import json
 import threading
 import time
 import uuid
+from collections import Counter
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import ProducerFencedError
 
-from tocsin.router.config import Route, RouterConfig
-from tocsin.router.dispatch import due, group_key, match
-from tocsin.router.escalation import next_step
-from tocsin.router.inhibit import inhibited_by
-from tocsin.router.ledger import LedgerWriter, read_ledger, verify
-from tocsin.router.notify import notifier_for
-from tocsin.router.notify.payload import Message
-from tocsin.router.notify.retry import deliver
-from tocsin.router.silence import silenced_by, validate
+from tocsin.router.config import RouterConfig
+from tocsin.router.engine import Engine, Forbidden, Invalid, first_answers
+from tocsin.router.lanes import Lanes
+from tocsin.router.ledger import LedgerWriter
+from tocsin.router.ledger_trust import UNSIGNED, LedgerTrust, read_checked
+from tocsin.router.notify import Outcome, notifier_for
+from tocsin.router.outbox import Pending, message_of, next_of
+from tocsin.router.resend import KeepAlive
+from tocsin.router.silence import validate
 from tocsin.router.state import RouterState
 from tocsin.serde.avro import decode, default_registry, encode
 from tocsin.telemetry.logging import get_logger
@@ -43,6 +49,15 @@ RESPONSES = counter(
     "tocsin_router_responses_total", "Acknowledgements, decisions, comments", ["receiver", "kind"]
 )
 UNACKED = gauge("tocsin_router_unacknowledged_alerts", "Notified firing alerts nobody has answered")
+OWED = gauge(
+    "tocsin_router_pending_deliveries",
+    "Deliveries queued and not yet delivered or failed for good (a lane that hangs or keeps failing)",
+    ["receiver"],
+)
+LEDGER_REFUSED = counter(
+    "tocsin_router_ledger_refused_total",
+    "Ledger records and checkpoints that did not verify at start: skipped, not obeyed",
+)
 TIME_TO_ACK = histogram(
     "tocsin_router_time_to_acknowledge_seconds",
     "First notification to first answer",
@@ -53,53 +68,64 @@ TIME_TO_DECISION = histogram(
     "tocsin_router_time_to_decision_seconds", "First notification to a decision", ["receiver"], GAP_BUCKETS
 )
 ALERT_TIMES = ("window_start", "window_end", "first_fired", "last_updated")
-RESPONSE_KINDS = ("ACKNOWLEDGED", "ACTION_TAKEN", "DECLINED", "REFERRED", "COMMENT")
-
-
-class Forbidden(Exception):
-    pass
-
-
-class Invalid(ValueError):
-    def __init__(self, errors: list[str]):
-        self.errors = errors
-        super().__init__("; ".join(errors))
-
-
-class LedgerBroken(Exception):
-    """The ledger's chain is broken where `problems` say: the router does not start on it."""
-
-    def __init__(self, topic: str, problems: list[str]):
-        self.topic, self.problems = topic, problems
-        super().__init__(f"the ledger {topic} does not verify: " + "; ".join(problems[:3]))
+__all__ = ["Forbidden", "Invalid", "Router"]
 
 
 class Router:
-    def __init__(self, config: RouterConfig, client: dict, topics: dict, clock=time.time, sleep=time.sleep):
+    def __init__(
+        self,
+        config: RouterConfig,
+        client: dict,
+        topics: dict,
+        clock=time.time,
+        ledger: LedgerTrust = UNSIGNED,
+    ):
         self.config = config
         self.client = client
         self.topics = topics  # alerts, ledger, notifications, responses
         self.clock = clock
-        self.sleep = sleep
+        self.ledger = ledger  # the key it signs its ledger with, and the keys it trusts reading it back
         self.lock = threading.RLock()
+        # Started with the router (start()); without them (a router driven step by step, as the unit
+        # tests drive it) the deliveries a step queues are made at once, in that step (_kick).
+        self.lanes: Lanes | None = None
+        # Set when Kafka refused a ledger write because another router of the --ha-group took over.
+        self.fenced = threading.Event()
         self.state = RouterState()
         self.started = False  # the ledger is read and the state rebuilt from it
-        self.routes = _index(config.route)
+        self.engine = Engine(config)
+        self.routes = self.engine.routes
+        self.keepalive = KeepAlive(config)  # re-sends firing alerts to alertmanager channels
         self.log = get_logger(stage="router")
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        entries = read_ledger(self.client, self.topics["ledger"])
-        problems = verify(entries)
-        if problems:
-            # Refuse to extend a broken chain: an operator must look first.
-            raise LedgerBroken(self.topics["ledger"], problems)
+    def start(self, fence: str | None = None) -> None:
+        """Read the ledger, rebuild the state, finish what a crash cut short, start the lanes. `fence`
+        (the --ha-group): first fence every other router of the group (the writer's transactional id),
+        then read: no entry of a router this one replaces can land after the ledger was read."""
+        writer = None
+        if fence is not None:
+            writer = self._writer(None, f"tocsin-router-{fence}")
+        # Only the entries that verify (router/ledger_verify.py) are replayed, and the chain goes on from
+        # the last of them; any other record is skipped and reported. Refusing to start on one, as the
+        # router did, let whoever can write to the topic stop it; obeying it let them acknowledge for
+        # others. Nothing of the ledger is read live: a record appended while it runs is never obeyed.
+        verdict = read_checked(self.client, self.topics["ledger"], self.ledger)
+        for problem in verdict.problems:
+            LEDGER_REFUSED.inc()
+            self.log.error("ledger record refused", topic=self.topics["ledger"], problem=problem)
+        if self.ledger.key is None:
+            self.log.warning("ledger not signed: anyone who can write to its topic can forge it")
+        entries = verdict.trusted
         self.state = RouterState.rebuilt(entries)
-        self.writer = LedgerWriter(self.client, self.topics["ledger"], self.state.last)
+        if writer is None:
+            writer = self._writer(self.state.last)
+        writer.last = self.state.last
+        self.writer = writer
         self.producer = KafkaProducer(acks="all", **self.client)
         # Each record is acknowledged before the router goes on (a Notification before the ledger entry
-        # of its attempt, see _deliver): a record left in the producer's buffer was lost with a kill -9.
+        # of its attempt, see record): a record left in the producer's buffer was lost with a kill -9.
         self.publish = lambda topic, key, value: self.producer.send(
             self.topics[topic], key=key, value=value
         ).get(timeout=30)
@@ -111,7 +137,9 @@ class Router:
         self.consumer.assign(tps)
         for tp in tps:
             self.consumer.seek(tp, self.state.offsets.get(tp.partition, 0))
+        self.lanes = Lanes(self)
         self._resume()
+        self.lanes.start()
         UNACKED.set(len(self.state.unacknowledged()))
         self.started = True
         self.log.info(
@@ -121,42 +149,39 @@ class Router:
             pending_escalations=sum(1 for e in self.state.escalations.values() if not e.done),
         )
 
+    def _writer(self, last, transactional_id: str | None = None) -> LedgerWriter:
+        return LedgerWriter(
+            self.client,
+            self.topics["ledger"],
+            last,
+            self.ledger.key,
+            self.ledger.checkpoints_topic,
+            transactional_id=transactional_id,
+        )
+
     def _resume(self) -> None:
-        """Finish the step a crash cut short, as the ledger's last entries show it, before reading on.
-
-        Each step is several entries (an alert received then routed; a notification's attempt, an entry
-        per alert and channel, then group.notified; an escalation or a referral, then its attempts), and a
-        kill -9 can fall between any two. Without this, an alert received but not routed was never
-        notified (its offset was read past), an escalation or referral entry without its attempts was
-        never sent, and a group whose attempts were in the ledger but not its group.notified was
-        notified again, every channel (sent twice, the ledger and the Notification records twice). Only
-        an attempt the ledger has no entry of is sent again (at least once: it may have been sent).
-        """
+        """Finish the step a crash cut short (Engine.resume), before reading on."""
         with self.lock:
-            if self.state.unrouted is not None:  # the last entry: alert.received
-                self._route(self.state.unrouted)
-                return
-            opening, trail = self.state.opening, list(self.state.trail)
-            if opening is not None and opening.kind == "escalation":
-                level, receiver = opening.payload["level"], opening.payload["receiver"]
-                message = self._escalation(opening.subject_id, level, receiver)
-                self._deliver(message, [opening.subject_id], level, trail)
-            elif opening is not None and opening.kind == "response" and opening.payload["kind"] == "REFERRED":
-                message = self._referral(opening.subject_id, opening.payload["referred_to"])
-                self._deliver(message, [opening.subject_id], 0, trail)
-            # A group's attempts come last, and its group.notified after them (a group key is in the
-            # trail only while that group's notification is under way).
-            key = trail[-1][1]["group_key"] if trail else None
-            if key in self.state.groups:
-                firing = [a for a in self.state.alerts.values() if a["status"] != "RESOLVED"]
-                self._notify_group(self.state.groups[key], self.clock(), firing, trail)
+            self._apply(self.engine.resume(self.state, self.clock()))
 
-    def run(self, stop: threading.Event, poll_ms: int = 200) -> None:
-        while not stop.is_set():
-            self.poll_once(poll_ms)
-            self.tick()
+    def run(self, stop: threading.Event, poll_ms: int = 200, keep=None) -> None:
+        """Read and decide until `stop`; with `keep` (a leadership's), also until it says this router is
+        no longer the active one."""
+        while not stop.is_set() and not self.fenced.is_set():
+            if keep is not None and not keep():
+                self.log.error("leadership lost: another router is active; stopping")
+                return
+            try:
+                self.poll_once(poll_ms)
+                self.tick()
+            except ProducerFencedError:
+                self.fenced.set()
+        if self.fenced.is_set():
+            self.log.error("fenced: another router of the group took over the ledger; stopping")
 
     def close(self) -> None:
+        if self.lanes is not None:
+            self.lanes.stop()
         for closing in (self.consumer.close, self.producer.close, self.writer.close):
             try:
                 closing()
@@ -176,11 +201,8 @@ class Router:
         return count
 
     def receive(self, alert: dict, partition: int, offset: int) -> None:
-        held = self.state.alerts.get(alert["id"])
-        held_sequence = held["sequence"] if held is not None else self.state.archived.get(alert["id"])
-        if held_sequence is not None and alert["sequence"] <= held_sequence:
-            # Delivered again (a producer retry, a replayed topic): the alert has already moved on to
-            # this state or past it, and must not be reopened or notified twice.
+        held_sequence = self.engine.repeated(self.state, alert)
+        if held_sequence is not None:
             REPEATED.inc()
             self.log.warning(
                 "alert event already received",
@@ -191,145 +213,75 @@ class Router:
                 offset=offset,
             )
             return
-        ALERTS_IN.labels(alert["status"]).inc()
-        self._append(
-            "alert.received",
-            alert["id"],
-            "router",
-            {"alert": alert, "partition": partition, "offset": offset},
-        )
-        self._route(alert)
-
-    def _route(self, alert: dict) -> None:
-        routes = []
-        for route in match(self.config.route, alert["labels"]):
-            routes.append(
-                {
-                    "route": route.id,
-                    "receiver": route.receiver,
-                    "group_key": group_key(alert["labels"], route),
-                    "escalation": route.escalation,
-                }
-            )
-        self._append("alert.routed", alert["id"], "router", {"routes": routes})
+        self._apply(self.engine.receive(self.state, alert, partition, offset))
 
     # -- time passes --------------------------------------------------------------------------------
 
     def tick(self) -> None:
         with self.lock:
             now = self.clock()
-            firing = None  # the inhibition sources, gathered once a tick and only if a group is due
-            for group in list(self.state.groups.values()):
-                if due(group, self.routes[group.route_id], now):
-                    if firing is None:
-                        firing = [a for a in self.state.alerts.values() if a["status"] != "RESOLVED"]
-                    self._notify_group(group, now, firing)
-            for alert_id, esc in list(self.state.escalations.items()):
-                if esc.done or esc.last_at is None:
-                    continue
-                step = next_step(self.config.escalations[esc.policy], esc.level, esc.last_at)
-                if step is not None and now >= step[2]:
-                    self._escalate(alert_id, step[0], step[1])
-            for alert_id in self.state.archivable(now - self.config.retention_s):
-                self._append("alert.archived", alert_id, "router", {"retention_s": self.config.retention_s})
+            self._apply(self.engine.tick(self.state, now))  # and the retries that fell due
             UNACKED.set(len(self.state.unacknowledged()))
+            self.keepalive.tick(self.state, now)  # sent off the lock, by its own thread
 
-    def _notify_group(self, group, now: float, firing: list[dict], recorded=()) -> None:
-        send = []
-        told = {alert_id for alert_id, _ in group.notified}  # notified firing (resolved ones are dropped)
-        send_resolved = self.config.receivers[group.receiver].send_resolved
-        for alert in group.alerts.values():
-            if alert["status"] == "RESOLVED" and not (send_resolved and alert["id"] in told):
-                continue  # never news to this receiver, or it does not want resolutions
-            muted_by = self._muted(alert, firing, now)
-            if muted_by is None:
-                send.append(alert)
-            elif (alert["id"], alert["sequence"], group.receiver) not in self.state.muted:
-                self._append(
-                    "alert.muted",
-                    alert["id"],
-                    "router",
-                    {"receiver": group.receiver, "sequence": alert["sequence"], **muted_by},
-                )
-        if send:
-            labels = {name: send[0]["labels"].get(name, "") for name in self.routes[group.route_id].group_by}
-            message = Message(group.receiver, group.key, labels, send)
-            self._deliver(message, [a["id"] for a in send], 0, recorded)
-        content = sorted([a["id"], a["sequence"]] for a in group.alerts.values())
-        self._append("group.notified", group.key, "router", {"group_key": group.key, "content": content})
+    def _apply(self, entries) -> None:
+        """Write each entry the engine decides, applying it to the state before it decides the next;
+        then the lanes are told of the deliveries queued (and of those that fell due)."""
+        for kind, subject_id, actor, payload in entries:
+            self._append(kind, subject_id, actor, payload)
+        self._kick()
 
-    def _muted(self, alert: dict, firing: list, now: float) -> dict | None:
-        source = inhibited_by(alert, firing, self.config.inhibitions)
-        if source is not None:
-            return {"by": "inhibition", "source": source}
-        silence = silenced_by(alert["labels"], self.state.silences.values(), now)
-        if silence is not None:
-            return {"by": "silence", "source": silence}
-        return None
+    def _kick(self) -> None:
+        """Deliveries were queued or fell due: the lanes are told; without lanes, they are made now."""
+        self._count_owed()
+        if self.lanes is not None:
+            self.lanes.wake()
+            return
+        lanes = {p.lane for p in self.state.pending.values()}
+        for lane in sorted(lanes):
+            while (owed := next_of(self.state.pending, lane)) is not None and owed.next_at <= self.clock():
+                self.record(owed, *self.attempt(owed))
 
-    def _escalate(self, alert_id: str, level: int, receiver: str) -> None:
-        ESCALATIONS.labels(receiver).inc()
-        self._append("escalation", alert_id, "router", {"level": level, "receiver": receiver})
-        self._deliver(self._escalation(alert_id, level, receiver), [alert_id], level)
+    def attempt(self, owed: Pending):
+        """Send a delivery once: (its outcome, the SHA-256 of what was sent). Called by its lane with no
+        lock held: the notifier's own timeout bounds it."""
+        channel = self.config.receivers[owed.payload["receiver"]].channels[owed.payload["channel"]]
+        notifier = notifier_for(channel)
+        message = message_of(owed.payload)
+        digest = hashlib.sha256(notifier.render(message)).hexdigest()
+        try:
+            return notifier.send(message), digest
+        except Exception as error:  # noqa: BLE001 (a notifier's bug must not end its lane: a failure)
+            self.log.exception("notifier raised", receiver=message.receiver, channel=channel.kind)
+            return Outcome(False, True, f"{type(error).__name__}: {error}"), digest
 
-    def _escalation(self, alert_id: str, level: int, receiver: str) -> Message:
-        alert = self.state.alerts[alert_id]
-        return Message(receiver, f"escalation:{alert_id}:{level}", {"alert_id": alert_id}, [alert], level)
-
-    def _referral(self, alert_id: str, receiver: str) -> Message:
-        return Message(
-            receiver, f"referral:{alert_id}", {"alert_id": alert_id}, [self.state.alerts[alert_id]], 0
-        )
-
-    def _deliver(self, message: Message, alert_ids: list[str], level: int, recorded=()) -> None:
-        """Send to each channel of the receiver, retrying; `recorded`: the ledger's notification entries
-        (subject id, payload) of this message when a restart resumes it: channels with a final attempt
-        there are not sent again (their missing entries are written), one retrying goes on after it."""
-        receiver = self.config.receivers[message.receiver]
-        attempts = _attempts([r for r in recorded if r[1]["group_key"] == message.group_key])
-        for channel in receiver.channels:
-            notifier = notifier_for(channel)
-            digest = hashlib.sha256(notifier.render(message)).hexdigest()
-
-            def record(attempt, outcome, final, notifier=notifier, digest=digest):
-                status = "DELIVERED" if outcome.ok else ("FAILED" if final else "RETRYING")
-                DELIVERIES.labels(message.receiver, notifier.kind, status.lower()).inc()
-                payload = {
-                    "receiver": message.receiver,
-                    "channel": notifier.kind,
-                    "attempt": attempt,
-                    "status": status,
-                    "error": None if outcome.ok else outcome.detail,
-                    "group_key": message.group_key,
-                    "alert_ids": alert_ids,
-                    "level": level,
-                    "payload_sha256": digest,
-                }
-                # The record first, then the ledger entries: an attempt in the ledger is on the topic too,
-                # so a restart that finds it there has nothing to send or publish again (_resume). A
-                # crash between the two is one between the delivery and its entry: the restarted router
-                # delivers and publishes again (at least once), with the same record id.
-                self._publish_notification(payload)
-                for alert_id in alert_ids:
-                    self._append("notification", alert_id, "router", payload)
-
-            first, final = 1, False
-            while not final and attempts and attempts[0][0]["channel"] == notifier.kind:  # in order
-                done, written = attempts.pop(0)
-                for alert_id in done["alert_ids"][written:]:  # cut short between its entries
-                    self._append("notification", alert_id, "router", done)
-                first, final = done["attempt"] + 1, done["status"] != "RETRYING"
-            if final:
-                continue  # sent (or failed for good) before the crash: the ledger says so
-            deliver(
-                lambda n=notifier: n.send(message),
-                self.config.retry_attempts,
-                self.config.retry_backoff_s,
-                self.config.retry_max_backoff_s,
-                record,
-                self.sleep,
-                first,
+    def record(self, owed: Pending, outcome, digest: str) -> None:
+        """An attempt's Notification record, then its ledger entries (one per alert), under the lock."""
+        payload = self.engine.attempted(owed, outcome, digest)
+        p = owed.payload
+        DELIVERIES.labels(p["receiver"], p["kind"], payload["status"].lower()).inc()
+        if not outcome.ok:
+            self.log.warning(
+                "delivery failed",
+                receiver=p["receiver"],
+                channel=p["kind"],
+                attempt=payload["attempt"],
+                error=outcome.detail,
+                retry_in_s=payload["retry_in_s"],
             )
+        # The record first, then the ledger entries: an attempt in the ledger is on the topic too, so a
+        # restart that finds it there has nothing to send or publish again. A crash between the two is
+        # one between the delivery and its entry: the restarted router delivers and publishes again (at
+        # least once), with the same record id.
+        self._publish_notification(payload)
+        for alert_id in p["alert_ids"]:
+            self._append("notification", alert_id, "router", payload)
+        self._count_owed()
+
+    def _count_owed(self) -> None:
+        owed = Counter(p.payload["receiver"] for p in self.state.pending.values())
+        for receiver in self.config.receivers:
+            OWED.labels(receiver).set(owed[receiver])
 
     # -- responders ---------------------------------------------------------------------------------
 
@@ -351,56 +303,22 @@ class Router:
             return out
 
     def respond(self, organisation: str, alert_id: str, body: dict) -> dict:
-        kind = str(body.get("kind", "")).upper()
-        errors = []
-        if kind not in RESPONSE_KINDS:
-            errors.append(f"kind: one of {', '.join(k.lower() for k in RESPONSE_KINDS)}")
-        if not str(body.get("responder", "")).strip():
-            errors.append("responder: missing (who answers for the organisation)")
-        if kind in ("ACTION_TAKEN", "COMMENT") and not str(body.get("description", "")).strip():
-            errors.append(f"description: {kind.lower()} needs a description")
-        if kind == "DECLINED" and not str(body.get("reason", "")).strip():
-            errors.append("reason: declined needs a reason")
-        if kind == "REFERRED" and body.get("referred_to") not in self.config.receivers:
-            errors.append(f"referred_to: undefined receiver {body.get('referred_to')!r}")
         with self.lock:
-            mine = self.config.receivers_of(organisation)
-            if not (self.state.routed.get(alert_id, set()) & mine):
-                raise Forbidden(alert_id)  # unknown, or not routed to this organisation: the same answer
-            if errors:
-                raise Invalid(errors)
-            now = self.clock()
-            payload = {
-                "kind": kind,
-                "organisation": organisation,
-                "responder": body["responder"].strip(),
-                "description": body.get("description"),
-                "reason": body.get("reason"),
-                "referred_to": body.get("referred_to"),
-            }
-            first_answer = alert_id not in self.state.acks and kind != "COMMENT"
-            first_decision = alert_id not in self.state.decisions and kind in (
-                "ACTION_TAKEN",
-                "DECLINED",
-                "REFERRED",
-            )
+            payload = self.engine.answer(self.state, organisation, alert_id, body)  # Forbidden, Invalid
+            now, kind = self.clock(), payload["kind"]
+            first_answer, first_decision = first_answers(self.state, alert_id, kind)
             # The Response record first, acknowledged, then the ledger entry: a kill between the two
             # leaves a record the ledger does not have (the client got no answer and sends again, and the
             # record sent again has the same id), never a ledger entry whose record was lost.
             self._publish_response(alert_id, payload, now)
-            if kind == "COMMENT":
-                self._append("comment", alert_id, f"{organisation}/{payload['responder']}", payload)
-            else:
-                self._append("response", alert_id, f"{organisation}/{payload['responder']}", payload)
-            receiver = sorted(self.state.routed[alert_id] & mine)[0]
+            self._apply(self.engine.answered(self.state, alert_id, payload))
+            receiver = sorted(self.state.routed[alert_id] & self.config.receivers_of(organisation))[0]
             RESPONSES.labels(receiver, kind.lower()).inc()
             notified = self.state.first_notified.get(alert_id)
             if notified is not None and first_answer:
                 TIME_TO_ACK.labels(receiver).observe(now - notified)
             if notified is not None and first_decision:
                 TIME_TO_DECISION.labels(receiver).observe(now - notified)
-            if kind == "REFERRED":
-                self._deliver(self._referral(alert_id, body["referred_to"]), [alert_id], 0)
             UNACKED.set(len(self.state.unacknowledged()))
             return payload
 
@@ -436,15 +354,18 @@ class Router:
 
     def _append(self, kind: str, subject_id: str, actor: str, payload: dict):
         entry = self.writer.append(int(self.clock() * 1000), kind, subject_id, actor, payload)
+        if kind == "alert.received":
+            ALERTS_IN.labels(payload["alert"]["status"]).inc()
+        elif kind == "escalation":
+            ESCALATIONS.labels(payload["receiver"]).inc()
         self.state.apply(entry)
         return entry
 
     def _publish_notification(self, p: dict) -> None:
-        # Deterministic, as the schema says: the attempt's place in the ledger (the sequence its first entry
-        # takes) with its group, receiver, channel, level and number; a delivery repeated after a crash
-        # has the same id, so a consumer can tell it from a new attempt. It was a random uuid4.
-        sequence = self.state.last.sequence + 1 if self.state.last is not None else 0
-        attempt = [sequence, p["group_key"], p["receiver"], p["channel"], p["level"], p["attempt"]]
+        # Deterministic, as the schema says: the delivery (its id numbers it among the queued ones) and the
+        # attempt's number; a delivery repeated after a crash has the same id, so a consumer can tell it
+        # from a new attempt. Not the attempt's place in the ledger: the lanes' attempts interleave there.
+        attempt = [p["delivery"], p["attempt"]]
         record = {
             "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "tocsin-notification:" + json.dumps(attempt))),
             "alert_ids": p["alert_ids"],
@@ -479,25 +400,6 @@ class Router:
         }
         value = encode(default_registry().get("Response"), record)
         self.publish("responses", alert_id.encode(), value)
-
-
-def _index(route: Route, into: dict | None = None) -> dict[str, Route]:
-    into = {} if into is None else into
-    into[route.id] = route
-    for child in route.routes:
-        _index(child, into)
-    return into
-
-
-def _attempts(entries: list) -> list[list]:
-    """The attempts in notification entries (subject id, payload), in order: [payload, entries written];
-    an attempt is an entry per alert of its payload's alert_ids, the first alert's first."""
-    out: list[list] = []
-    for subject_id, payload in entries:
-        if subject_id == payload["alert_ids"][0] or not out:
-            out.append([payload, 0])
-        out[-1][1] += 1
-    return out
 
 
 def _plain_alert(alert: dict) -> dict:

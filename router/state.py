@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from tocsin.router.dispatch import Group
 from tocsin.router.ledger import Entry
+from tocsin.router.outbox import Pending
 from tocsin.router.silence import Silence
 
 DECISIONS = ("ACTION_TAKEN", "DECLINED", "REFERRED")
@@ -39,14 +40,19 @@ class RouterState:
     muted: set = field(default_factory=set)  # (alert id, sequence, receiver) already recorded as muted
     resolved_at: dict[str, float] = field(default_factory=dict)  # in the order they resolved
     archived: dict[str, int] = field(default_factory=dict)  # alert id -> its last sequence
+    pending: dict[str, Pending] = field(default_factory=dict)  # delivery id -> owed, in queue order
+    queued: int = 0  # delivery.queued entries so far (numbers the deliveries: outbox.delivery_id)
     last: Entry | None = None
     # What a crash may have cut short, for the restarted router to finish (Router._resume): the alert of
-    # an alert.received whose alert.routed was not written yet, and the notification entries (subject id,
-    # payload) since the last entry of another kind (`opening`): the attempts of the message being sent.
+    # an alert.received whose alert.routed was not written yet; the delivery.queued entries (subject id,
+    # payload) since the last decision (`opening`, an entry of another kind than those two and
+    # `notification`): the channels a message was queued for so far; and an attempt whose entries (one
+    # per alert) were not all written: [payload, entries written].
     story: dict[str, list[Entry]] = field(default_factory=dict)  # alert id -> its entries, in order
     unrouted: dict | None = None
     trail: list = field(default_factory=list)
     opening: Entry | None = None
+    writing: list | None = None
 
     @classmethod
     def rebuilt(cls, entries) -> RouterState:
@@ -122,6 +128,11 @@ class RouterState:
                 self.routed.setdefault(alert_id, set()).add(p["referred_to"])
             if alert_id in self.escalations:
                 self.escalations[alert_id].done = True
+        elif kind == "delivery.queued":
+            self.pending[p["delivery"]] = Pending(p, 0, at)
+            self.queued += 1
+        elif kind == "notification":
+            self._attempted(entry.subject_id, p, at)
         elif kind == "alert.archived":
             self.archive(entry.subject_id)
         elif kind == "alert.muted":
@@ -139,11 +150,26 @@ class RouterState:
                 )
         if entry.subject_id in self.alerts:  # the console tells it; archived alerts' stories are dropped
             self.story.setdefault(entry.subject_id, []).append(entry)
-        if kind == "notification":
+        if kind == "delivery.queued":
             self.trail.append((entry.subject_id, p))
-        else:
+        elif kind != "notification":  # attempts are written by the lanes, between any two decisions
             self.trail, self.opening = [], entry
         self.last = entry
+
+    def _attempted(self, alert_id: str, p: dict, at: float) -> None:
+        """An attempt's entry (one per alert of the delivery, the first alert's first, written together):
+        the delivery ends (delivered, failed for good) or waits `retry_in_s` for its next attempt."""
+        if alert_id == p["alert_ids"][0]:
+            self.writing = [p, 0]
+            owed = self.pending.get(p.get("delivery", ""))  # entries before the outbox have no delivery
+            if owed is not None and p["status"] == "RETRYING":
+                owed.attempt, owed.next_at = p["attempt"], at + p["retry_in_s"]
+            elif owed is not None:
+                del self.pending[owed.id]
+        if self.writing is not None:
+            self.writing[1] += 1
+            if self.writing[1] == len(self.writing[0]["alert_ids"]):
+                self.writing = None
 
     def archive(self, alert_id: str) -> None:
         """Forget a resolved alert but its id and last sequence (so a repeat of it is still recognised)."""

@@ -158,3 +158,24 @@ def router_serve_args(config: Path, bootstrap: str, api_port: int, topics: dict,
         *topic_flags,
         *extra,
     ]
+
+
+@pytest.fixture(scope="session")
+def schema_registry(tmp_path_factory) -> str:
+    """A real schema registry (Apicurio Registry, its Confluent API; in-memory, empty at start): the URL
+    `--schema-registry-url` takes. Fetched by `make schema-registry` (which `make test` runs first)."""
+    from tocsin.kafka.local_broker import free_port
+    from tocsin.kafka.local_registry import LocalRegistry, find_registry_jar
+
+    jar = find_registry_jar()
+    if jar is None:
+        reason = "needs the schema registry that `make schema-registry` fetches into .cache/schema-registry"
+        if os.environ.get("TOCSIN_REQUIRE_SCHEMA_REGISTRY"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    registry = LocalRegistry(jar, free_port(), tmp_path_factory.mktemp("schema-registry") / "registry.log")
+    registry.start()
+    try:
+        yield registry.url
+    finally:
+        registry.stop()

@@ -1,9 +1,11 @@
 """Notifiers: one per channel kind, each returning an Outcome that says whether a failure is retryable;
-one retry layer (`retry.deliver`) decides what to do about it. Each writes for its reader: the channel's
-receiver's language and the router's external_url (the console's links), set on the channel at load."""
+one retry rule (`retry.py`) and the channel's lane (router/lanes.py) decide what to do about it. Each
+writes for its reader: the channel's receiver's language and the router's external_url (the console's
+links), set on the channel at load."""
 
 from __future__ import annotations
 
+from tocsin.router.notify.alertmanager import AlertmanagerNotifier
 from tocsin.router.notify.email import EmailNotifier
 from tocsin.router.notify.file import FileNotifier
 from tocsin.router.notify.outcome import Outcome
@@ -22,6 +24,8 @@ def notifier_for(channel, audience: Audience | None = None):
         return WebhookNotifier(channel.webhook, audience)
     if channel.email is not None:
         return EmailNotifier(channel.email, audience)
+    if channel.alertmanager is not None:
+        return AlertmanagerNotifier(channel.alertmanager, audience)
     if channel.chat is not None:
         # apprise: 0.3 s to import and 0.6 s to load its services, paid only with a chat channel
         from tocsin.router.notify.chat import ChatNotifier  # noqa: PLC0415

@@ -2,7 +2,7 @@
 
 apprise sends the message; this module says whether a failure is retryable, by the webhook's rule (HTTP
 5xx, 408 and 429, timeouts, refused connections), from what apprise reports of the attempt. apprise's own
-retries are off: the one retry layer (retry.deliver) decides, and every attempt is in the ledger.
+retries are off: the one retry rule (retry.py) decides, and every attempt is in the ledger.
 
 An apprise URL usually holds the service's token (tgram://BOT_TOKEN/CHAT_ID). The parts apprise hides
 when it prints a URL are the secrets: they are replaced by [redacted] in every log line of apprise and

@@ -9,3 +9,4 @@ class Outcome(NamedTuple):
     ok: bool
     retryable: bool = False
     detail: str = ""
+    retry_after_s: float | None = None  # the receiver asked not to be tried again sooner (Retry-After)

@@ -1,33 +1,32 @@
-"""The one retry layer: retry a retryable failure with exponential backoff, give up on the others."""
+"""The one retry rule: after a retryable failure, exponential backoff with jitter, honouring Retry-After.
+
+The router does not sleep between attempts: a failed attempt's ledger entry records the delay, and the
+channel's lane (router/lanes.py) makes the next attempt when it is due, so a retry holds back that
+channel only, and a restarted router waits out the same delay (router/outbox.py)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import hashlib
 
 from tocsin.router.notify.outcome import Outcome
 
 
-def deliver(
-    send: Callable[[], Outcome],
-    attempts: int,
-    backoff_s: float,
-    max_backoff_s: float,
-    on_attempt: Callable[[int, Outcome, bool], None],
-    sleep: Callable[[float], None] = time.sleep,
-    first: int = 1,
-) -> Outcome:
-    """Call send until it succeeds, fails for good, or attempts run out; on_attempt(n, outcome, final).
+def is_final(outcome: Outcome, attempt: int, attempts: int) -> bool:
+    """Delivered, failed in a way a retry cannot help, or out of attempts."""
+    return outcome.ok or not outcome.retryable or attempt >= attempts
 
-    `first` > 1 goes on from there (a restarted router whose ledger has the attempts before it)."""
-    delay = min(backoff_s * 2 ** (first - 1), max_backoff_s)
-    outcome = Outcome(False, False, "not attempted")
-    for attempt in range(first, attempts + 1):
-        outcome = send()
-        final = outcome.ok or not outcome.retryable or attempt == attempts
-        on_attempt(attempt, outcome, final)
-        if final:
-            return outcome
-        sleep(delay)
-        delay = min(delay * 2, max_backoff_s)
-    return outcome
+
+def retry_delay(
+    attempt: int, backoff_s: float, max_backoff_s: float, key: str, retry_after_s: float | None = None
+) -> float:
+    """Seconds from a failed `attempt` (1, 2, ...) to the next: exponential backoff capped at
+    `max_backoff_s`, less up to a fifth of it as jitter (so channels that failed together do not retry
+    in step), and never sooner than a receiver's Retry-After (honoured up to `max_backoff_s`). The
+    jitter is drawn from `key` (the delivery's id) and the attempt, not from a random source: the same
+    delay whether computed by the router that failed or by one restarted from its ledger."""
+    delay = min(backoff_s * 2 ** (attempt - 1), max_backoff_s)
+    digest = hashlib.sha256(f"{key}:{attempt}".encode()).digest()
+    delay *= 1 - 0.2 * int.from_bytes(digest[:4], "big") / 2**32
+    if retry_after_s is not None:
+        delay = max(delay, min(retry_after_s, max_backoff_s))
+    return round(delay, 3)

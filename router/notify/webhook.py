@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
+import ssl
 
+import httpx
+
+from tocsin.router.notify.http import failure_of, outcome_of, post
 from tocsin.router.notify.outcome import Outcome
 from tocsin.router.notify.payload import Audience
 
@@ -29,18 +31,9 @@ class WebhookNotifier:
         content_type = (
             "application/cloudevents+json" if self.spec.format == "cloudevents" else "application/json"
         )
-        request = urllib.request.Request(
-            self.spec.url,
-            data=self.render(message),
-            method="POST",
-            headers={"Content-Type": content_type, "User-Agent": "tocsin-router", **self.spec.headers},
-        )
+        headers = {"Content-Type": content_type, "User-Agent": "tocsin-router", **self.spec.headers}
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return Outcome(True, detail=f"HTTP {response.status}")
-        except urllib.error.HTTPError as error:
-            # Like Alertmanager: server errors and throttling may pass; other client errors will not.
-            retryable = error.code >= 500 or error.code in (408, 429)
-            return Outcome(False, retryable, f"HTTP {error.code}")
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
-            return Outcome(False, True, f"{type(error).__name__}: {getattr(error, 'reason', error)}")
+            response = post(self.spec.url, self.render(message), headers, self.timeout, self.spec.http_config)
+        except (httpx.HTTPError, OSError, ssl.SSLError) as error:
+            return failure_of(error)
+        return outcome_of(response)

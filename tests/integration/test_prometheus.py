@@ -43,7 +43,7 @@ def test_promtool_accepts_the_scrape_config_and_the_alerting_rules():
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 17 rules found" in result.stdout + result.stderr
+    assert "SUCCESS: 18 rules found" in result.stdout + result.stderr
 
 
 def _router(bootstrap, make_topic, start_pipeline, tmp_path, *metrics_flags: str):

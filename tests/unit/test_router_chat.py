@@ -14,10 +14,10 @@ import pytest
 
 from tocsin.kafka.local_broker import free_port
 from tocsin.router.config import Chat, parse_router_config
-from tocsin.router.notify import notifier_for
+from tocsin.router.notify import Outcome, notifier_for
 from tocsin.router.notify.chat import REDACTED, ChatNotifier, redact, url_problem
 from tocsin.router.notify.payload import Audience, Message
-from tocsin.router.notify.retry import deliver
+from tocsin.router.notify.retry import is_final
 
 ID = "rule:ETH/Tigray:2027-01-15T08:00Z"
 LINK = "https://tocsin.example.org/alerts/rule%3AETH%2FTigray%3A2027-01-15T08%3A00Z"
@@ -105,7 +105,7 @@ def test_a_json_chat_message_in_french_with_the_console_link(server):
     notifier = ChatNotifier(
         Chat(url=f"json://127.0.0.1:{chat.port}/duty/room"), Audience("fr", "https://tocsin.example.org")
     )
-    assert notifier.send(a_message()) == (True, False, "sent")
+    assert notifier.send(a_message()) == Outcome(True, False, "sent")
     [(path, body)] = chat.received
     assert path == "/duty/room"
     assert body["title"] == "[TOCSIN] EN COURS CRITIQUE : 1 alerte (country=ETH)"
@@ -133,21 +133,23 @@ def test_a_mattermost_style_url_in_english_and_an_escalation(server):
     assert body["username"] == "tocsin"
 
 
+def attempts_until_final(send, attempts: int) -> list:
+    """(attempt, ok, retryable, final) of each attempt, as a channel's lane makes them."""
+    made = []
+    for attempt in range(1, attempts + 1):
+        outcome = send()
+        made.append((attempt, outcome.ok, outcome.retryable, is_final(outcome, attempt, attempts)))
+        if made[-1][-1]:
+            return made
+    return made
+
+
 def test_a_server_error_is_retried_then_delivered(server):
     chat = server(500)
     notifier = ChatNotifier(Chat(url=f"json://127.0.0.1:{chat.port}/hook?retry=3"))  # apprise's retry: off
-    attempts, slept = [], []
-    outcome = deliver(
-        lambda: notifier.send(a_message()),
-        5,
-        1,
-        60,
-        lambda n, o, final: attempts.append((n, o.ok, o.retryable, final)),
-        slept.append,
-    )
-    assert outcome.ok
+    attempts = attempts_until_final(lambda: notifier.send(a_message()), 5)
     assert attempts == [(1, False, True, False), (2, True, False, True)]
-    assert slept == [1] and len(chat.received) == 2  # one request an attempt: only the retry layer retries
+    assert len(chat.received) == 2  # one request an attempt: only the router retries
 
 
 @pytest.mark.parametrize(
@@ -156,13 +158,12 @@ def test_a_server_error_is_retried_then_delivered(server):
 def test_client_errors_are_final_but_timeouts_and_throttling(server, code, retryable):
     chat = server(code, code)
     notifier = ChatNotifier(Chat(url=f"mmost://127.0.0.1:{chat.port}/{TOKEN}"))
-    attempts = []
-    outcome = deliver(
-        lambda: notifier.send(a_message()), 2, 1, 1, lambda n, o, f: attempts.append(n), lambda s: None
-    )
+    outcome = notifier.send(a_message())
     assert (outcome.ok, outcome.retryable) == (False, retryable)
     assert outcome.detail.startswith(f"HTTP {code}: ")
-    assert attempts == ([1, 2] if retryable else [1])
+    assert [a[0] for a in attempts_until_final(lambda: notifier.send(a_message()), 2)] == (
+        [1, 2] if retryable else [1]
+    )
     assert TOKEN not in outcome.detail
 
 

@@ -70,7 +70,7 @@ def config(tmp_path, repeat=None, retention=None):
 
 
 def router_for(cfg, clock, entries=None):
-    router = Router(cfg, client={}, topics={}, clock=clock, sleep=lambda s: None)
+    router = Router(cfg, client={}, topics={}, clock=clock)
     router.writer = MemoryLedger(entries)
     router.state = RouterState.rebuilt(router.writer.entries)
     router.published = []

@@ -22,17 +22,34 @@ import yaml
 from kafka import KafkaConsumer, TopicPartition
 from rich.console import Console
 
+from tocsin.config import cache_dirs
 from tocsin.kafka.local_broker import free_port
-from tocsin.kafka.topics import ALERTS, LEDGER, NOTIFICATIONS, RESPONSES
+from tocsin.kafka.topics import ALERTS, LEDGER, LEDGER_CHECKPOINTS, NOTIFICATIONS, RESPONSES
 from tocsin.organisations import token_digest
 from tocsin.pipelines.rules.config import packaged_rules_path
 from tocsin.processes import StageProcess
 from tocsin.router.api import RouterAPI
 from tocsin.router.config import parse_router_config
-from tocsin.router.ledger import read_ledger, verify
+from tocsin.router.ledger import read_ledger
+from tocsin.router.ledger_keys import generate, private_pem
+from tocsin.router.ledger_trust import load_trust, read_checked
+from tocsin.router.outbox import resolution_notices
 from tocsin.router.service import Router
 
 ESCALATE_AFTER_S = 6
+
+
+def demo_trust():
+    """The demo router signs its ledger as a production one does, with a key of the checkout's own
+    (made on first use, kept in the cache: a demo against a cluster that keeps its ledger finds its
+    earlier entries signed by the same key); the unsigned entries of demos run before signing are
+    taken as they are."""
+    key_file = cache_dirs()[0] / "demo" / "ledger.key"
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_bytes(private_pem(generate()))
+        key_file.chmod(0o600)
+    return load_trust(str(key_file), None, True, LEDGER_CHECKPOINTS)
 
 
 def topic_size(client: dict, topic: str) -> int:
@@ -175,7 +192,8 @@ def run_router(
         "responses": RESPONSES,
     }
     port = free_port()  # known before the config, whose notifications link to the console on it
-    router = Router(router_config(receiver.url, tokens, f"http://127.0.0.1:{port}"), client, topics)
+    config = router_config(receiver.url, tokens, f"http://127.0.0.1:{port}")
+    router = Router(config, client, topics, ledger=demo_trust())
     router.start()
     api = RouterAPI(router, port=port).start()
     stop = threading.Event()
@@ -197,9 +215,11 @@ def run_router(
         api.stop()
         router.close()
         receiver.shutdown()
-    entries = [e.kind for e in _ledger(client)]
+    ledger = _ledger(client)
+    entries = [e.kind for e in ledger]
     return {
         "deliveries": sum(1 for k in entries if k == "notification"),
+        "resolutions": resolution_notices(ledger),
         "escalations": entries.count("escalation"),
         "answers": entries.count("response"),
         "notified": len(receiver.received),
@@ -244,8 +264,10 @@ def _ledger(client: dict):
 
 
 def ledger_verified(client: dict) -> tuple[int, list[str]]:
-    entries = _ledger(client)
-    return len(entries), verify(entries)
+    """The entries that verify (signed by the demo's key, chained, the checkpoints held), and the
+    problems of any other record."""
+    verdict = read_checked(client, LEDGER, demo_trust())
+    return len(verdict.trusted), verdict.problems
 
 
 # One hour of GDELT (the bundled excerpt) is far below what the packaged weekly rules need; the demo adds
