@@ -71,6 +71,12 @@ def entry_hash(
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
+def rehashed(entry: Entry) -> str:
+    """The hash an entry's own fields give: not its `hash` when it was edited."""
+    e = entry
+    return entry_hash(e.prev_hash, e.sequence, e.at, e.kind, e.subject_id, e.actor, e.payload_json)
+
+
 def chain(
     previous: Entry | None,
     at: int,
@@ -155,16 +161,7 @@ def verify(entries: list[Entry]) -> list[str]:
     expected_seq, prev_hash = 0, GENESIS
     for position, entry in enumerate(entries):
         where = f"entry {position} (sequence {entry.sequence})"
-        recomputed = entry_hash(
-            entry.prev_hash,
-            entry.sequence,
-            entry.at,
-            entry.kind,
-            entry.subject_id,
-            entry.actor,
-            entry.payload_json,
-        )
-        if recomputed != entry.hash:
+        if rehashed(entry) != entry.hash:
             problems.append(f"{where}: its content does not match its hash: edited")
         if entry.sequence != expected_seq:
             what = "missing" if entry.sequence > expected_seq else "reordered or repeated"

@@ -27,7 +27,7 @@ from tocsin.router.ledger import (
     Entry,
     Read,
     checkpoint_message,
-    entry_hash,
+    rehashed,
 )
 from tocsin.router.ledger_keys import TrustedKeys
 
@@ -77,16 +77,7 @@ def _refusal(read: Read, verdict: Verdict, keys: TrustedKeys, allow_unsigned: bo
     where, entry = _where(read), read.item
     if entry is None:
         return f"{where}: corrupt bytes, not a ledger entry: {read.error}"
-    recomputed = entry_hash(
-        entry.prev_hash,
-        entry.sequence,
-        entry.at,
-        entry.kind,
-        entry.subject_id,
-        entry.actor,
-        entry.payload_json,
-    )
-    if recomputed != entry.hash:
+    if rehashed(entry) != entry.hash:
         return f"{where}: its content does not match its hash: edited"
     if entry.signature is None or entry.key_id is None:
         if verdict.signed_by:

@@ -37,8 +37,9 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from tocsin.pipelines.io.clients import when_broker_answers
+from tocsin.pipelines.io.counters import OFFSETS_COMMITTED
 from tocsin.pipelines.options import when_kafka_answers
-from tocsin.telemetry.metrics import OFFSETS_COMMITTED, gauge
+from tocsin.telemetry.metrics import gauge
 
 COMMITTED_OFFSET = gauge(
     "tocsin_source_committed_offset", "Last offset committed for a partition", ["topic", "partition"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import apache_beam as beam
 
+from tocsin.pipelines.io.counters import DEAD_LETTERS
 from tocsin.pipelines.io.kafka_sink import OutRecord
 from tocsin.serde import wire
 from tocsin.serde.avro import default_registry, encode
 from tocsin.serde.dead_letter import dead_letter
-from tocsin.telemetry.metrics import DEAD_LETTERS
 
 
 class LateToDeadLetter(beam.PTransform):

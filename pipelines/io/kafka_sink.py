@@ -14,9 +14,7 @@ from kafka import KafkaProducer
 
 from tocsin.cli_errors import KAFKA_UNREACHABLE
 from tocsin.pipelines.io.clients import when_broker_answers
-from tocsin.telemetry.metrics import RECORDS_PRODUCED, counter
-
-DELIVERY_ERRORS = counter("tocsin_sink_delivery_errors_total", "Records Kafka did not acknowledge", ["topic"])
+from tocsin.pipelines.io.counters import DELIVERY_ERRORS, RECORDS_PRODUCED
 
 
 class OutRecord(NamedTuple):

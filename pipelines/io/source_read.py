@@ -17,6 +17,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from confluent_kafka import KafkaException
 
 from tocsin.pipelines.io.consumer import PartitionConsumer
+from tocsin.pipelines.io.counters import DECODE_ERRORS, LATE_RECORDS, RECORDS_CONSUMED
 from tocsin.pipelines.io.source_config import Combiner, SourceConfig
 from tocsin.pipelines.io.source_dead_letters import decode_failure
 from tocsin.pipelines.io.source_estimator import ShardWatermark
@@ -34,15 +35,11 @@ from tocsin.pipelines.io.source_restriction import Shard, ShardOffsets, ShardOff
 from tocsin.pipelines.io.source_watermark import FLOOR_MS, RecordGate, initial_states
 from tocsin.serde.registry_client import RegistryError
 from tocsin.telemetry.logging import get_logger
-from tocsin.telemetry.metrics import RECORDS_CONSUMED, counter, gauge
+from tocsin.telemetry.metrics import gauge
 
-LATE_RECORDS = counter(
-    "tocsin_source_late_records_total", "Records older than their partition's watermark", ["topic"]
-)
 SOURCE_WATERMARK = gauge(
     "tocsin_source_watermark_seconds", "Event-time watermark of a partition", ["topic", "partition"]
 )
-DECODE_ERRORS = counter("tocsin_source_decode_errors_total", "Records the source could not decode", ["topic"])
 CONSUMER_LAG = gauge(
     "tocsin_source_consumer_lag_records",
     "Records of a partition not read yet (end offset - position)",

@@ -571,13 +571,8 @@ class Run:
         self.notifications.stop()
 
 
-@pytest.mark.faults
-def test_ten_kills_of_the_router_change_no_notification_or_ledger_entry(
-    bootstrap, make_topic, start_pipeline, webhooks, tmp_path
-):
-    started = time.monotonic()
-    stream = the_stream()
-
+def uninterrupted(stream, bootstrap, make_topic, start_pipeline, webhooks, tmp_path) -> tuple[tuple, int]:
+    """The outcome of one router over the whole stream, never killed, and its number of ledger entries."""
     calm = Run("calm", bootstrap, make_topic, tmp_path, webhooks)
     router = start_pipeline(*calm.args)
     feed = calm.feed(stream)
@@ -585,9 +580,20 @@ def test_ten_kills_of_the_router_change_no_notification_or_ledger_entry(
     assert calm.error is None, f"{calm.error}\n{router.log_tail()}"
     settled(lambda: len(calm.ledger.records), router, 4, 120, "the calm ledger")
     router.kill()
-    expected_ledger, expected_records, expected_deliveries = calm.outcome()
-    entries = len(calm.ledger.caught_up())
+    found = calm.outcome(), len(calm.ledger.caught_up())
     calm.close()
+    return found
+
+
+@pytest.mark.faults
+def test_ten_kills_of_the_router_change_no_notification_or_ledger_entry(
+    bootstrap, make_topic, start_pipeline, webhooks, tmp_path
+):
+    started = time.monotonic()
+    stream = the_stream()
+    (expected_ledger, expected_records, expected_deliveries), entries = uninterrupted(
+        stream, bootstrap, make_topic, start_pipeline, webhooks, tmp_path
+    )
     kinds = Counter(e[0] for e in expected_ledger[0])
     assert kinds["escalation"] == 2 and kinds["alert.muted"] >= 1, kinds
     assert max(len(json.loads(e[3]).get("content", [])) for e in expected_ledger[0]) >= 3  # grouped by 3

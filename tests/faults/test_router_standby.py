@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import settled
-from tests.faults.test_kills_router import Resent, Run, first_difference, the_stream, total
+from tests.faults.test_kills_router import Resent, Run, first_difference, the_stream, total, uninterrupted
 from tests.faults.test_kills_router import webhooks as webhooks  # noqa: F401 (the fixture)
 from tocsin.cli import app
 from tocsin.kafka.local_broker import free_port
@@ -70,17 +70,9 @@ def test_ten_kills_of_the_active_router_with_a_standby_change_nothing(
 ):
     started = time.monotonic()
     stream = the_stream()
-
-    calm = Run("calm", bootstrap, make_topic, tmp_path, webhooks)
-    router = start_pipeline(*calm.args)
-    feed = calm.feed(stream)
-    feed.join(300)
-    assert calm.error is None, f"{calm.error}\n{router.log_tail()}"
-    settled(lambda: len(calm.ledger.records), router, 4, 120, "the calm ledger")
-    router.kill()
-    expected_ledger, expected_records, expected_deliveries = calm.outcome()
-    entries = len(calm.ledger.caught_up())
-    calm.close()
+    (expected_ledger, expected_records, expected_deliveries), entries = uninterrupted(
+        stream, bootstrap, make_topic, start_pipeline, webhooks, tmp_path
+    )
 
     killed = Run("standby", bootstrap, make_topic, tmp_path, webhooks)
     pair = Pair(killed, start_pipeline)

@@ -1,4 +1,5 @@
-"""The indicator and alert pipelines' counters count as Beam metrics too (what reaches Flink's or
+"""The pipelines' counters (the indicator and alert DoFns', and their Kafka source's, sink's,
+committer's and dead letters') count as Beam metrics too (what reaches Flink's or
 Dataflow's own metrics, where the workers serve no /metrics), beside the Prometheus counter, with one call."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from apache_beam.metrics import MetricsFilter
 from prometheus_client import REGISTRY
 
 from tocsin.pipelines.indicators import slices, transforms
+from tocsin.pipelines.io import commit, dead_letters, kafka_sink, source_read
 from tocsin.pipelines.rules import transforms as rules
 from tocsin.pipelines.rules.transforms import _counted
 from tocsin.telemetry.beam_metrics import NAMESPACE, PipelineCounter, beam_metric_name, pipeline_counter
@@ -16,6 +18,10 @@ PIPELINE_COUNTERS = {
     slices: ("OBSERVATIONS", "UNLOCATED", "HITS", "SPANS_TOO_LONG"),
     transforms: ("SIGNALS", "SUPPRESSED"),
     rules: ("ALERTS", "EVALUATIONS"),
+    source_read: ("RECORDS_CONSUMED", "LATE_RECORDS", "DECODE_ERRORS"),
+    kafka_sink: ("RECORDS_PRODUCED", "DELIVERY_ERRORS"),
+    commit: ("OFFSETS_COMMITTED",),
+    dead_letters: ("DEAD_LETTERS",),
 }
 
 
@@ -24,7 +30,7 @@ def _beam_counters(result) -> dict[str, int]:
     return {c.key.metric.name: c.committed for c in found}
 
 
-def test_every_counter_of_the_indicator_and_alert_dofns_is_a_beam_metric_too():
+def test_every_counter_of_the_pipelines_dofns_and_their_kafka_io_is_a_beam_metric_too():
     for module, names in PIPELINE_COUNTERS.items():
         for name in names:
             assert isinstance(getattr(module, name), PipelineCounter), f"{module.__name__}.{name}"
@@ -58,3 +64,15 @@ def test_outside_a_pipeline_only_prometheus_counts():
     counted = pipeline_counter("beamtest_outside_total", "test", ["kind"])
     counted.labels("k").inc(2)  # no bundle running: Beam's half is a no-op, as Beam's own counters are
     assert REGISTRY.get_sample_value("beamtest_outside_total", {"kind": "k"}) == 2
+
+
+def test_the_kafka_io_counters_reach_the_runner_under_the_series_names():
+    pipeline = beam.Pipeline(runner="DirectRunner")
+    _ = (
+        pipeline
+        | beam.Create([3, 4])
+        | beam.Map(lambda n: source_read.RECORDS_CONSUMED.labels("t.v1").inc(n))
+    )
+    result = pipeline.run()
+    result.wait_until_finish()
+    assert _beam_counters(result)['tocsin_kafka_records_consumed_total{topic="t.v1"}'] == 7
