@@ -82,6 +82,12 @@ allow router Read Describe -- "$ALERTS"
 allow router Read Write Describe -- "$LEDGER" "$CHECKPOINTS"
 allow router Write Describe -- "$NOTIFICATIONS" "$RESPONSES"
 acl --allow-principal "${PREFIX}router" --operation IdempotentWrite --cluster
+# Routers of an --ha-group (router/leader.py): the group they elect the active one in (name it
+# tocsin-router...), and the ledger writer's transactional id (tocsin-router-<group>), which fences a
+# replaced router.
+acl --allow-principal "${PREFIX}router" --operation Read --group tocsin-router --resource-pattern-type prefixed
+acl --allow-principal "${PREFIX}router" --operation Write --operation Describe \
+    --transactional-id tocsin-router- --resource-pattern-type prefixed
 
 # Whoever verifies the ledger (an auditor, a monitoring job): read, nothing else.
 allow ledger-verifier Read Describe -- "$LEDGER" "$CHECKPOINTS"
