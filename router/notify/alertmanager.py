@@ -18,12 +18,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import ssl
 import time
 
-import httpx
-
-from tocsin.router.notify.http import failure_of, outcome_of, post
+from tocsin.router.notify.http import deliver
 from tocsin.router.notify.outcome import Outcome
 from tocsin.router.notify.payload import Audience, console_url, hints
 
@@ -101,12 +98,8 @@ class AlertmanagerNotifier:
     def send(self, message) -> Outcome:
         url = self.spec.url.rstrip("/") + API_PATH
         headers = {"Content-Type": "application/json", "User-Agent": "tocsin-router", **self.spec.headers}
-        try:
-            response = post(url, self.render(message), headers, self.spec.timeout, self.spec.http_config)
-        except (httpx.HTTPError, OSError, ssl.SSLError) as error:
-            return failure_of(error)
-        outcome = outcome_of(response)
-        said = response.text.strip()
+        outcome, said = deliver(url, self.render(message), headers, self.spec.timeout, self.spec.http_config)
+        said = said.strip()
         if not outcome.ok and said:
             # Alertmanager says why it refused (its 400 names the invalid label or time): kept in the ledger
             outcome = outcome._replace(detail=f"{outcome.detail} {said[:300]}")

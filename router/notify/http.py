@@ -94,3 +94,13 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
 def failure_of(error: Exception) -> Outcome:
     """A request that got no answer: retryable (the server may be back, the network may heal)."""
     return Outcome(False, True, f"{type(error).__name__}: {error}")
+
+
+def deliver(url: str, body: bytes, headers: dict[str, str], timeout: float, http=None) -> tuple[Outcome, str]:
+    """POST `body` as an HTTP channel sends: what the attempt came to, and the text the server answered
+    ("" when none came)."""
+    try:
+        response = post(url, body, headers, timeout, http)
+    except (httpx.HTTPError, OSError, ssl.SSLError) as error:
+        return failure_of(error), ""
+    return outcome_of(response), response.text

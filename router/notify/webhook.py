@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import ssl
 
-import httpx
-
-from tocsin.router.notify.http import failure_of, outcome_of, post
+from tocsin.router.notify.http import deliver
 from tocsin.router.notify.outcome import Outcome
 from tocsin.router.notify.payload import Audience
 
@@ -32,8 +29,4 @@ class WebhookNotifier:
             "application/cloudevents+json" if self.spec.format == "cloudevents" else "application/json"
         )
         headers = {"Content-Type": content_type, "User-Agent": "tocsin-router", **self.spec.headers}
-        try:
-            response = post(self.spec.url, self.render(message), headers, self.timeout, self.spec.http_config)
-        except (httpx.HTTPError, OSError, ssl.SSLError) as error:
-            return failure_of(error)
-        return outcome_of(response)
+        return deliver(self.spec.url, self.render(message), headers, self.timeout, self.spec.http_config)[0]
