@@ -3,12 +3,11 @@
 
 1. Read: every input file with the parsers the connectors use (`tocsin/formats/files.py`), normalised by the
    indicator job's normaliser; `--from`/`--to` keep the events in the period; rejects become dead letters
-   (JSON lines in the work directory) with their reason. Observations go to JSON-lines shards, so the
-   replay never holds the input in memory.
-2. Signals: the indicator job's transforms (classify and fold each shard into partials as it is read,
-   then de-duplicating sliding windows) as a Beam batch pipeline on the same runner (Prism by default),
-   for the window specs the rules read, with no early panes and no lateness: each window's final pane
-   once, as a replay should emit it.
+   (JSON lines in the work directory) with their reason. The observations are classified and folded into
+   partials as they are read, on every core (`indicators/readfold.py`): the replay never holds its input.
+2. Signals: the indicator job's de-duplicating sliding windows, assembled from those partials, as a Beam
+   batch pipeline on the same runner (Prism by default), for the window specs the rules read, with no
+   early panes and no lateness: each window's final pane once, as a replay should emit it.
 3. Alerts: the alert job's lifecycle, decided in the same order as its Beam stage (`rules.dryrun`), so
    that a back-test and the streaming alert job raise the same alerts on the same signals.
 """
@@ -27,8 +26,8 @@ from pathlib import Path
 import apache_beam as beam
 import orjson
 
-from tocsin.pipelines.indicators.job import ShardWriter, dead_letter_json, normalised_files, read_shard
-from tocsin.pipelines.indicators.transforms import FoldObservations
+from tocsin.pipelines.indicators.job import dead_letter_json
+from tocsin.pipelines.indicators.readfold import Period, ReadPartials, ReadStats, fold_units, units_of
 from tocsin.pipelines.rules.config import RuleSet
 from tocsin.pipelines.windowspec import WindowSpec
 from tocsin.runners import batch_options
@@ -37,23 +36,9 @@ STAGE = "backtest"
 
 
 @dataclass
-class ReplayStats:
-    events: int = 0  # records read from the files (valid or not)
-    observations: int = 0
-    outside_period: int = 0
-    dead_letters: int = 0
+class ReplayStats(ReadStats):
     signals: int = 0
-    countries: set[str] = field(default_factory=set)
-    first_ms: int | None = None
-    last_ms: int | None = None
     seconds: dict[str, float] = field(default_factory=dict)
-
-    def seen(self, observation: dict) -> None:
-        t = observation["event_time"]
-        self.first_ms = t if self.first_ms is None else min(self.first_ms, t)
-        self.last_ms = t if self.last_ms is None else max(self.last_ms, t)
-        if observation.get("country"):
-            self.countries.add(observation["country"])
 
 
 def rule_windows(ruleset: RuleSet) -> tuple[list[WindowSpec], bool]:
@@ -77,55 +62,48 @@ def _ms(day: dt.date) -> int:
 def read_observations(
     inputs: list[tuple[Path, str | None]],
     workdir: Path,
+    settings,
     *,
     start: dt.date | None = None,
     end: dt.date | None = None,
+    processes: int = 1,
     advance: Callable[[str, int], None] = lambda label, n: None,
-) -> tuple[list[Path], ReplayStats]:
-    """Normalise every record of the (file, country) inputs into JSON-lines shards in `workdir`; dead
-    letters beside them. The country is for files that do not say theirs (a ReliefWeb listing)."""
+) -> tuple[list[str], ReplayStats]:
+    """Read, normalise and fold every record of the (file, country) inputs into partials files in
+    `workdir` (readfold.py, on `processes` processes); dead letters to deadletters.jsonl beside them.
+    The country is for files that do not say theirs (a ReliefWeb listing)."""
 
-    stats = ReplayStats()
-    lo = _ms(start) if start else None
-    hi = _ms(end + dt.timedelta(days=1)) if end else None
-    out = ShardWriter(workdir)
-    letters = (workdir / "deadletters.jsonl").open("w", encoding="utf-8")
-    try:
-        for path, country in inputs:
-            for observation, letter in normalised_files(path, country, stage=STAGE):
-                stats.events += 1
-                advance(path.name, 1)
-                if letter is not None:
-                    letters.write(json.dumps(dead_letter_json(letter), sort_keys=True) + "\n")
-                    stats.dead_letters += 1
-                    continue
-                t = observation["event_time"]
-                if (lo is not None and t < lo) or (hi is not None and t >= hi):
-                    stats.outside_period += 1
-                    continue
-                out.write(observation)
-                stats.observations += 1
-                stats.seen(observation)
-    finally:
-        letters.close()
-        out.close()
-    return out.shards, stats
+    period = Period(_ms(start) if start else None, _ms(end + dt.timedelta(days=1)) if end else None)
+    units = units_of(inputs, processes)
+    paths, letters, read = fold_units(
+        units,
+        settings.slices(),
+        workdir,
+        period=period,
+        stage=STAGE,
+        processes=processes,
+        advance=lambda folded: advance("", folded.stats.events),
+    )
+    with (workdir / "deadletters.jsonl").open("w", encoding="utf-8") as out:
+        for letter in letters:
+            out.write(json.dumps(dead_letter_json(letter), sort_keys=True) + "\n")
+    stats = ReplayStats(**vars(read))
+    return paths, stats
 
 
-def compute_signals(shards: list[Path], settings, workdir: Path, beam_args: list[str]) -> list[Path]:
-    """Run the indicator transforms over the shards on a Beam runner; the signal files written."""
+def compute_signals(partials: list[str], settings, workdir: Path, beam_args: list[str]) -> list[Path]:
+    """Assemble the windows of the folded partials on a Beam runner; the signal files written."""
 
     prefix = str(workdir / "signals")
     for old in glob.glob(prefix + "-*"):
         Path(old).unlink()
-    if not shards:
+    if not partials:
         return []
     with beam.Pipeline(options=batch_options(beam_args)) as pipeline:
         _ = (
             pipeline
-            | "Shards" >> beam.Create([str(s) for s in shards], reshuffle=False)
-            # Each shard's observations are folded into partials as they are read (slices.py).
-            | "ReadAndFold" >> beam.ParDo(FoldObservations(settings.slices(), read=read_shard))
+            | "Partials" >> beam.Create(partials, reshuffle=False)
+            | "ReadPartials" >> beam.ParDo(ReadPartials())
             | "Signals" >> settings.windowed(final_only=True)
             | "Json" >> beam.Map(lambda s: orjson.dumps(s, option=orjson.OPT_SORT_KEYS).decode())
             | "Write" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl")

@@ -22,6 +22,7 @@ from tocsin.pipelines.backtest.report import write_report
 from tocsin.pipelines.backtest.sweep import sweep
 from tocsin.pipelines.indicators.catalogue import Catalogue
 from tocsin.pipelines.indicators.job import Settings
+from tocsin.pipelines.indicators.readfold import processes_default
 from tocsin.pipelines.rules.config import RuleSet
 from tocsin.pipelines.rules.dryrun import dry_run
 from tocsin.pipelines.windowspec import WindowSpec
@@ -51,6 +52,7 @@ class Backtest:
     sweeps: list[tuple[str, list[float]]] = field(default_factory=list)
     beam_args: list[str] = field(default_factory=list)
     show_progress: bool = True
+    processes: int = field(default_factory=processes_default)  # that read and fold the files
 
 
 def settings_for(ruleset: RuleSet, catalogue: Catalogue):
@@ -75,13 +77,14 @@ def run(job: Backtest) -> dict:
         columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
         with Progress(*columns, disable=not job.show_progress, transient=False) as progress:
             reading = progress.add_task("reading files", total=None)
-            shards, stats = _read(job, work, lambda label, n: progress.advance(reading, n))
+            settings = settings_for(job.ruleset, job.catalogue)
+            read_from = time.perf_counter()
+            partials, stats = _read(job, work, settings, lambda label, n: progress.advance(reading, n))
+            stats.seconds["read"] = round(time.perf_counter() - read_from, 3)
             progress.update(reading, description=f"read {stats.events:,} records", total=stats.events)
             deciding = progress.add_task(f"signals of {stats.observations:,} observations", total=None)
             with replay.Timer(stats, "signals"):
-                files = replay.compute_signals(
-                    shards, settings_for(job.ruleset, job.catalogue), job.report_dir, job.beam_args
-                )
+                files = replay.compute_signals(partials, settings, job.report_dir, job.beam_args)
             signals = list(replay.read_signals(files))
             stats.signals = len(signals)
             progress.update(deciding, description=f"alerts from {len(signals):,} signals")
@@ -141,9 +144,11 @@ def file_countries(files: list[Path], countries: list[str]) -> list[tuple[Path, 
     return list(zip(files, countries or [None] * len(files), strict=True))
 
 
-def _read(job: Backtest, work: Path, advance):
+def _read(job: Backtest, work: Path, settings, advance):
     inputs = file_countries(job.files, job.countries)
-    return replay.read_observations(inputs, work, start=job.start, end=job.end, advance=advance)
+    return replay.read_observations(
+        inputs, work, settings, start=job.start, end=job.end, processes=job.processes, advance=advance
+    )
 
 
 def _period(job: Backtest, stats: replay.ReplayStats) -> score.Period:

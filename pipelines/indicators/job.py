@@ -15,25 +15,30 @@ tocsin/formats/files.py) or over the raw topics as they are now; signals go to t
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import apache_beam as beam
 import orjson
 
 from tocsin.cli_errors import exit_with_errors
-from tocsin.formats.files import read_records
-from tocsin.formats.records import BadFile, Reject
+from tocsin.formats.records import BadFile
 from tocsin.formats.reliefweb_csv import country_code
 from tocsin.kafka.read import read_topic
 from tocsin.kafka.topics import INCIDENTS, NEWS, OBSERVATIONS, SIGNALS
 from tocsin.pipelines.indicators.catalogue import Catalogue, load_catalogue
-from tocsin.pipelines.indicators.normalise import NormaliseError, RawToObservation, as_observation, normalise
+from tocsin.pipelines.indicators.normalise import RawToObservation, as_observation
+from tocsin.pipelines.indicators.readfold import (
+    ReadPartials,
+    fold_items,
+    fold_units,
+    processes_default,
+    units_of,
+)
 from tocsin.pipelines.indicators.slices import SignalSlicesFactory, slices_for
 from tocsin.pipelines.indicators.transforms import (
     BatchWindowSignals,
-    FoldObservations,
     IndicatorSignals,
     WindowSignals,
     WindowSpec,
@@ -59,7 +64,6 @@ from tocsin.pipelines.options import (
     serve_job_metrics,
     when_kafka_answers,
 )
-from tocsin.serde.dead_letter import dead_letter
 from tocsin.telemetry.logging import get_logger
 from tocsin.validation import ConfigErrors
 
@@ -186,105 +190,31 @@ def build_streaming(pipeline, opts: KafkaOptions, client: dict, settings: Settin
 # ---------------------------------------------------------------------------------------------- batch
 
 
-def normalised_files(path: Path, country: str | None = None, stage: str = STAGE):
-    """(observation, None) or (None, dead letter) for every record of a file (or directory of GDELT
-    exports) tocsin has a parser for: UCDP GED and ReliefWeb listing CSV, GDELT exports, ReliefWeb API
-    JSON, RSS/Atom (see tocsin/formats/files.py). `country` (ISO alpha-3) is the country of ReliefWeb listing
-    rows that name none. A file of no known format, or one that cannot be read, raises BadFile
-    (UnknownFormat, MissingColumns...); ValueError if `country` is not an ISO alpha-3 code."""
-
-    for source, _, schema, item in read_records(path, country):
-        if isinstance(item, Reject):
-            yield (
-                None,
-                dead_letter(
-                    stage=stage, reason=item.reason, errors=item.errors, payload=item.raw, source=source
-                ),
-            )
-            continue
-        try:
-            yield normalise(schema, item), None
-        except NormaliseError as error:
-            yield (
-                None,
-                dead_letter(
-                    stage=stage, reason=error.reason, errors=error.errors, payload=repr(item), source=source
-                ),
-            )
-
-
-SHARD = 50_000  # observations per JSON-lines shard of a batch replay
-
-
-class ShardWriter:
-    """Observations to JSON-lines shards in a directory, so a batch replay never holds its input in
-    memory: the Beam job reads and folds one shard at a time (`read_shard`)."""
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-        self.shards: list[Path] = []
-        self.count = 0
-        self._out = None
-
-    def write(self, observation: dict) -> None:
-        if self._out is None or self.count % SHARD == 0:
-            self.close()
-            self.shards.append(self.directory / f"observations-{len(self.shards):05d}.jsonl")
-            self._out = self.shards[-1].open("w", encoding="utf-8")
-        self._out.write(json.dumps(observation, sort_keys=True) + "\n")
-        self.count += 1
-
-    def close(self) -> None:
-        if self._out is not None:
-            self._out.close()
-            self._out = None
-
-
-def read_shard(path: str):
-    with open(path, encoding="utf-8") as lines:
-        for line in lines:
-            yield json.loads(line)
-
-
-def observations_from_files(paths: list[Path], country: str | None, writer: ShardWriter) -> list[dict]:
-    """Every file's observations to `writer`; its dead letters returned: see `normalised_files`."""
-    letters = []
-    for path in paths:
-        for observation, letter in normalised_files(path, country):
-            if letter is None:
-                writer.write(observation)
-            else:
-                letters.append(letter)
-    return letters
-
-
 def dead_letter_json(letter: dict) -> dict:
     """A dead letter as a JSON-able dict, for the dead-letter files of batch replays."""
     return {**letter, "at": letter["at"].isoformat(), "key": None, "payload": repr(letter["payload"])}
 
 
-def observations_from_topics(client: dict, topics, writer: ShardWriter) -> list[dict]:
-    """Every record of the topics, normalised, to `writer`; the dead letters returned."""
-
+def observations_from_topics(client: dict, topics) -> Iterator[tuple[dict | None, dict | None]]:
+    """(observation, None) or (None, dead letter) for every record of the topics, normalised as the
+    streaming source does it."""
     decode = RawToObservation()
-    letters = []
     for topic in topics:
         for record in read_topic(client, topic):
             try:
-                writer.write(decode(record.value)[0])
+                yield decode(record.value)[0], None
             except Exception as exc:  # the same dead letters as the streaming source
-                letters.append(decode_failure(record, exc))
-    return letters
+                yield None, decode_failure(record, exc)
 
 
 def build_batch(
-    pipeline, shards: list[Path], settings: Settings, write_signals, write_letters, letters: list
+    pipeline, partials: list[str], settings: Settings, write_signals, write_letters, letters: list
 ):
-    """Each window's final pane once; each shard's observations folded into partials as it is read."""
+    """Each window's final pane once, from the partials the reader folded (readfold.py)."""
     signals = (
         pipeline
-        | "Shards" >> beam.Create([str(s) for s in shards], reshuffle=False)
-        | "ReadAndFold" >> beam.ParDo(FoldObservations(settings.slices(), read=read_shard))
+        | "Partials" >> beam.Create(partials, reshuffle=False)
+        | "ReadPartials" >> beam.ParDo(ReadPartials())
         | "Signals" >> settings.windowed(final_only=True)
     )
     write_signals(signals)
@@ -378,6 +308,12 @@ def parser() -> argparse.ArgumentParser:
         "--country", default=None, help="Batch: ISO alpha-3 country of ReliefWeb listing rows naming none"
     )
     p.add_argument("--output-file", type=Path, default=None, help="Batch: write signals as JSON lines here")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=processes_default(),
+        help="Batch: processes that read, normalise and fold the files (default: one per core)",
+    )
     return p
 
 
@@ -427,21 +363,26 @@ def run(argv: list[str] | None = None) -> None:
             build_streaming(pipeline, opts, client, settings, emit_after)
         return
     work = tempfile.TemporaryDirectory(prefix="tocsin-batch-")
-    writer = ShardWriter(Path(work.name))
+    workdir = Path(work.name)
     if known.from_file:
         try:
-            letters = observations_from_files(known.from_file, country, writer)
+            units = units_of([(path, country) for path in known.from_file], known.processes)
+            partials, letters, stats = fold_units(
+                units, settings.slices(), workdir, stage=STAGE, processes=known.processes
+            )
         except BadFile as error:  # one line naming the file, as `tocsin connect` reports it
             p.exit(1, f"error: {error}\n")
     else:
-        letters = when_kafka_answers(
+        partials, letters, stats = when_kafka_answers(
             client,
             opts.broker_wait,
-            lambda: observations_from_topics(client, settings.input_topics, writer),
+            lambda: fold_items(
+                observations_from_topics(client, settings.input_topics), settings.slices(), workdir
+            ),
             "the input topics",
         )
-    writer.close()
-    log.info("starting", mode="batch", observations=writer.count, dead_letters=len(letters), **common)
+    letters = [dead_letter_json(letter) for letter in letters] if known.output_file is not None else letters
+    log.info("starting", mode="batch", observations=stats.observations, dead_letters=len(letters), **common)
     if known.output_file is not None:
         known.output_file.parent.mkdir(parents=True, exist_ok=True)
         known.output_file.write_text("")
@@ -462,11 +403,7 @@ def run(argv: list[str] | None = None) -> None:
         if known.output_file is not None:
             letters_path = str(known.output_file.with_suffix(".deadletters.jsonl"))
             Path(letters_path).write_text("")
-            return (
-                letters_pc
-                | "AsJson" >> beam.Map(dead_letter_json)
-                | "WriteLetters" >> beam.ParDo(_WriteJsonLines(letters_path))
-            )
+            return letters_pc | "WriteLetters" >> beam.ParDo(_WriteJsonLines(letters_path))
         return (
             letters_pc
             | "EncodeDeadLetters" >> EncodeDeadLetters(opts.dead_letter_topic)
@@ -474,7 +411,7 @@ def run(argv: list[str] | None = None) -> None:
         )
 
     with work, beam.Pipeline(options=options) as pipeline:
-        build_batch(pipeline, writer.shards, settings, write_signals, write_letters, letters)
+        build_batch(pipeline, partials, settings, write_signals, write_letters, letters)
     log.info("done", mode="batch")
 
 

@@ -16,6 +16,8 @@ the largest spike of the year).
 
 from __future__ import annotations
 
+from collections import Counter
+
 from tocsin.pipelines.indicators.aggregate import SOURCE_TYPE_WEIGHTS, add, hit, wire
 from tocsin.pipelines.indicators.catalogue import Catalogue
 from tocsin.pipelines.indicators.classify import classify
@@ -34,6 +36,12 @@ SPANS_TOO_LONG = pipeline_counter(
     "tocsin_hits_span_too_long_total",
     "Hits kept out of a window spec shorter than the span of days their event is only known to lie in",
 )
+COUNTERS = {
+    "observations": OBSERVATIONS,
+    "unlocated": UNLOCATED,
+    "hits": HITS,
+    "span_too_long": SPANS_TOO_LONG,
+}
 
 
 class _Spec:
@@ -48,10 +56,11 @@ class _Spec:
     def takes(self, indicator_id: str, span_days: int) -> bool:
         if self.indicators is not None and indicator_id not in self.indicators:
             return False
-        if span_days <= self.size_days or span_days == 1:
-            return True
-        SPANS_TOO_LONG.inc()
-        return False
+        return span_days <= self.size_days or span_days == 1
+
+    def refuses(self, indicator_id: str) -> int:
+        """1 when a hit this spec does not take was refused for its span (not for its indicator)."""
+        return int(self.indicators is None or indicator_id in self.indicators)
 
 
 class SignalSlices(Combiner):
@@ -77,18 +86,20 @@ class SignalSlices(Combiner):
         self.fold = fold
         self.slices: dict = {}
         self.single: list = []
+        self.counts: Counter = Counter()
 
     def add(self, key, observation: dict, event_ms: int = 0) -> None:
         """Classify an observation and fold its hits in (at the observation's own event time)."""
-        OBSERVATIONS.labels(observation.get("source_type") or "OTHER").inc()
+        counts = self.counts
+        counts[("observations", observation.get("source_type") or "OTHER")] += 1
         country = observation.get("country")
         if not country:
-            UNLOCATED.labels(observation.get("source", "")).inc()
+            counts[("unlocated", observation.get("source", ""))] += 1
             return
         region = observation.get("admin1") if self.by_region else None
         event_ms = observation["event_time"]  # what the source stamped the record with, or a file's
         for match in classify(self.catalogue, observation):
-            HITS.labels(match.indicator_id).inc()
+            counts[("hits", match.indicator_id)] += 1
             h = wire(hit(observation, match.weight, self.weights, match.deaths))
             span = h[6]
             places = ((match.indicator_id, country, None),)
@@ -96,6 +107,7 @@ class SignalSlices(Combiner):
                 places += ((match.indicator_id, country, region),)
             for spec in self.specs:
                 if not spec.takes(match.indicator_id, span):
+                    counts[("span_too_long",)] += spec.refuses(match.indicator_id)
                     continue
                 n = event_ms // spec.slice_ms
                 for place in places:
@@ -109,7 +121,9 @@ class SignalSlices(Combiner):
                     else:
                         add(acc, h)
 
-    def drain(self):
+    def partials(self):
+        """((label, (indicator, country, region)), accumulator) and its timestamp, for everything folded
+        since the last call; the counters are left to `drain` (or to whoever takes the `tally`)."""
         slices, self.slices = self.slices, {}
         single, self.single = self.single, []
         specs = {s.label: s.slice_ms for s in self.specs}
@@ -117,6 +131,23 @@ class SignalSlices(Combiner):
             yield ((label, place), acc), (n + 1) * specs[label] - 1
         for key, acc, event_ms in single:
             yield (key, acc), event_ms
+
+    def drain(self):
+        yield from self.partials()
+        count_tally(self.tally())
+
+    def tally(self) -> dict:
+        """What was counted since the last call, for `count_tally` (in this process or another)."""
+        counts, self.counts = self.counts, Counter()
+        return dict(counts)
+
+
+def count_tally(tally: dict) -> None:
+    """Count a SignalSlices tally: one counter increment per label seen, not one per observation."""
+    for (name, *labels), n in tally.items():
+        if n:
+            counter = COUNTERS[name]
+            (counter.labels(*labels) if labels else counter).inc(n)
 
 
 class SignalSlicesFactory:

@@ -18,13 +18,14 @@ per record. Batch replays (`final_only`) fire each window once, on time, with no
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import NamedTuple
 
 import apache_beam as beam
 from apache_beam.transforms import trigger as tr
 from apache_beam.transforms import window
 
-from tocsin.pipelines.indicators.aggregate import MergeSignals, merge_into, summarise
+from tocsin.pipelines.indicators.aggregate import Evidence, MergeSignals, merge_into, summarise
 from tocsin.pipelines.indicators.catalogue import Catalogue
 from tocsin.pipelines.indicators.slices import SignalSlicesFactory, slices_for
 from tocsin.pipelines.io.kafka_source import drained
@@ -65,21 +66,6 @@ class _FoldBundle(beam.DoFn):
         yield from drained(self.combiner)
 
 
-class FoldObservations(beam.DoFn):
-    """A chunk of observations -> partials. The chunk is a list of them, or what `read` turns into an
-    iterable of them (e.g. the path of a file read line by line)."""
-
-    def __init__(self, factory: SignalSlicesFactory, read=None):
-        self.factory = factory
-        self.read = read
-
-    def process(self, chunk):
-        combiner = self.factory()
-        for observation in chunk if self.read is None else self.read(chunk):
-            combiner.add(None, observation)
-        yield from drained(combiner)
-
-
 # ---------------------------------------------------------------------------------------------- window
 
 
@@ -91,9 +77,8 @@ def signal_id(key: PlaceKey, start_ms: int, end_ms: int) -> str:
 def signal(
     key: PlaceKey, start_ms: int, end_ms: int, summary, risk_factors: list[int], timing: str, index: int
 ) -> dict:
-    """The IndicatorSignal of a window's value (a pane of it)."""
-    for rf in risk_factors:
-        SIGNALS.labels(timing, key.country, f"rf{rf}").inc()
+    """The IndicatorSignal of a window's value (a pane of it). Counted by the caller (`count_signals`)."""
+    evidence = [dict(zip(EVIDENCE_FIELDS, e, strict=True)) for e in summary.evidence]
     return {
         "id": signal_id(key, start_ms, end_ms),
         "indicator_id": key.indicator_id,
@@ -110,16 +95,32 @@ def signal(
         "reported_sources": summary.reported_sources,
         "pane": timing,
         "pane_index": index,
-        "evidence_ids": [e.source_id for e in summary.evidence],
-        "evidence": [e._asdict() for e in summary.evidence],
+        "evidence_ids": [e["source_id"] for e in evidence],
+        "evidence": evidence,
         "emitted_at": int(time.time() * 1000),
     }
+
+
+EVIDENCE_FIELDS = Evidence._fields
+
+
+def count_signals(tally: Counter) -> None:
+    """Count the panes of a bundle, tallied by (pane, country, risk factors): one increment per series
+    rather than one per signal and risk factor (a replay emits a million signals)."""
+    for (timing, country, risk_factors), n in tally.items():
+        for rf in risk_factors:
+            SIGNALS.labels(timing, country, f"rf{rf}").inc(n)
+    tally.clear()
 
 
 class _FormatSignal(beam.DoFn):
     def __init__(self, risk_factors: dict[str, list[int]], emit_after_ms: int | None):
         self.risk_factors = risk_factors
         self.emit_after_ms = emit_after_ms
+        self.tally: Counter = Counter()
+
+    def finish_bundle(self):
+        count_signals(self.tally)
 
     def process(self, element, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
         key, summary = element
@@ -130,7 +131,9 @@ class _FormatSignal(beam.DoFn):
             return
         timing = {0: "EARLY", 1: "ON_TIME", 2: "LATE"}.get(pane.timing, "UNKNOWN") if pane else "UNKNOWN"
         index = pane.index if pane else 0
-        yield signal(key, start_ms, end_ms, summary, self.risk_factors[key.indicator_id], timing, index)
+        rfs = self.risk_factors[key.indicator_id]
+        self.tally[(timing, key.country, tuple(rfs))] += 1
+        yield signal(key, start_ms, end_ms, summary, rfs, timing, index)
 
 
 def sliding_windows(slices: dict[int, dict], size_ms: int, period_ms: int):
@@ -154,6 +157,10 @@ class _SlicedWindows(beam.DoFn):
     def __init__(self, risk_factors: dict[str, list[int]], specs: dict[str, tuple[int, int]]):
         self.risk_factors = risk_factors
         self.specs = specs
+        self.tally: Counter = Counter()
+
+    def finish_bundle(self):
+        count_signals(self.tally)
 
     def process(self, element):
         (label, place), parts = element
@@ -166,8 +173,11 @@ class _SlicedWindows(beam.DoFn):
                 slices[n] = dict(acc)  # a copy: the input may be shared
         key = PlaceKey(*place)
         rfs = self.risk_factors[key.indicator_id]
+        windows = 0
         for start_ms, end_ms, acc in sliding_windows(slices, size_ms, period_ms):
+            windows += 1
             yield signal(key, start_ms, end_ms, summarise(acc), rfs, "ON_TIME", 0)
+        self.tally[("ON_TIME", key.country, tuple(rfs))] += windows
 
 
 def trigger_for(early_count: int | None, early_seconds: float | None):

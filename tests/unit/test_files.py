@@ -151,18 +151,14 @@ def test_a_directory_without_gdelt_exports_is_refused(tmp_path):
     )
 
 
-def test_batch_observations_come_from_every_format_through_shards(tmp_path, monkeypatch):
-    from tocsin.pipelines.indicators import job
+def test_batch_observations_come_from_every_format_through_the_replay_reader():
+    from tocsin.pipelines.indicators.readfold import normalised, units_of
 
-    monkeypatch.setattr(job, "SHARD", 40)  # several shards, none holding the whole input
-    writer = job.ShardWriter(tmp_path)
     paths = [GED_SYRIA, LISTING, GDELT_FILE, RELIEFWEB_JSON, RSS]
-    letters = job.observations_from_files(paths, "SSD", writer)
-    writer.close()
-    assert letters == []
-    assert len(writer.shards) == -(-writer.count // 40) > 1
-    observations = [o for shard in writer.shards for o in job.read_shard(str(shard))]
-    assert len(observations) == writer.count
+    units = units_of([(p, "SSD") for p in paths], processes=2, unit_bytes=4_000)
+    read = [item for unit in units for item in normalised(unit, "test")]
+    assert [letter for _, letter in read if letter is not None] == []
+    observations = [o for o, _ in read]
     by_source = collections.Counter(o["source"] for o in observations)
     assert by_source == {
         "ucdp-ged": 21,

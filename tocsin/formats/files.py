@@ -60,7 +60,7 @@ class Format:
 
     name: str
     schema: str
-    parse: Callable[[Path, str | None], Items]
+    parse: Callable[[Path, str | None, tuple[int, int]], Items]  # path, country, part (CSV: see csv_rows)
 
 
 def _text(path: Path) -> str:
@@ -70,12 +70,21 @@ def _text(path: Path) -> str:
         raise unreadable(path, exc) from None
 
 
-def _ucdp(path: Path, country: str | None) -> Items:
-    return ucdp.parse_csv(io.StringIO(_text(path)), path.name)
+def _ucdp(path: Path, country: str | None, part: tuple[int, int]) -> Items:
+    return ucdp.parse_csv(io.StringIO(_text(path)), path.name, part)
 
 
-def _listing(path: Path, country: str | None) -> Items:
-    return reliefweb_csv.parse_csv(io.StringIO(_text(path)), path.name, country)
+def _listing(path: Path, country: str | None, part: tuple[int, int]) -> Items:
+    return reliefweb_csv.parse_csv(io.StringIO(_text(path)), path.name, country, part=part)
+
+
+def _whole(parse):
+    """A parser of whole files only: part (0, n) is the whole file, any other part is empty."""
+
+    def parse_part(path: Path, country: str | None, part: tuple[int, int]) -> Items:
+        return parse(path, country) if part[0] == 0 else iter(())
+
+    return parse_part
 
 
 def _gdelt(path: Path, country: str | None) -> Items:
@@ -115,9 +124,9 @@ def _feed(path: Path, country: str | None) -> Items:
 
 UCDP = Format("ucdp-ged-csv", "IncidentReport", _ucdp)
 LISTING = Format("reliefweb-listing-csv", "NewsItem", _listing)
-GDELT = Format("gdelt2-export", "IncidentReport", _gdelt)
-RELIEFWEB_JSON = Format("reliefweb-api-json", "NewsItem", _reliefweb_json)
-FEED = Format("rss-atom", "NewsItem", _feed)
+GDELT = Format("gdelt2-export", "IncidentReport", _whole(_gdelt))
+RELIEFWEB_JSON = Format("reliefweb-api-json", "NewsItem", _whole(_reliefweb_json))
+FEED = Format("rss-atom", "NewsItem", _whole(_feed))
 
 
 def _csv_format(path: Path) -> Format:
@@ -159,15 +168,16 @@ def files_of(path: Path) -> list[Path]:
     return files
 
 
-def read_records(path: Path, country: str | None = None) -> Iterator[Read]:
+def read_records(path: Path, country: str | None = None, part: tuple[int, int] = (0, 1)) -> Iterator[Read]:
     """Read(source label, position, schema, raw record or Reject) for every record of the file or directory.
 
     `country` (ISO alpha-3) is the country of a ReliefWeb listing's rows that name none; other formats say
     their own. The format of every file is found before any record is yielded (UnknownFormat otherwise);
     a file that cannot be read, or a CSV header without a required column, raises BadFile (MissingColumns)
-    when that file's turn comes, before any of its records.
+    when that file's turn comes, before any of its records. `part` (k, n): only the k-th of n parts of
+    a CSV file's rows (readers sharing a file); of other formats, the whole file is part 0.
     """
     found = [(file, detect(file)) for file in files_of(path)]
     for file, fmt in found:
-        for position, item in fmt.parse(file, country):
+        for position, item in fmt.parse(file, country, part):
             yield Read(file.name, position, fmt.schema, item)

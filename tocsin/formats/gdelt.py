@@ -14,6 +14,7 @@ import datetime as dt
 import io
 import zipfile
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 
 from tocsin.formats.countries import iso3_checked, iso3_from_place
@@ -73,6 +74,12 @@ def _number(row: dict, name: str, kind, errors: list[str], required: bool = Fals
         return None
 
 
+@lru_cache(maxsize=4096)
+def _day_ms(sqldate: str) -> int:
+    # An export's events fall on a few days: strptime once a day, not once a row (a seventh of a replay).
+    return epoch_ms(dt.datetime.strptime(sqldate, "%Y%m%d").replace(tzinfo=dt.UTC))
+
+
 def parse_line(line: str, ingested_at: int | None = None) -> dict | Reject:
     values = line.rstrip("\r\n").split("\t")
     if len(values) != len(COLUMNS):
@@ -82,7 +89,7 @@ def parse_line(line: str, ingested_at: int | None = None) -> dict | Reject:
     event_id = _number(row, "GLOBALEVENTID", int, errors, required=True)
     sqldate = row["SQLDATE"].strip()
     try:
-        event_time = epoch_ms(dt.datetime.strptime(sqldate, "%Y%m%d").replace(tzinfo=dt.UTC))
+        event_time = _day_ms(sqldate)
     except ValueError:
         errors.append(f"SQLDATE: {sqldate!r} is not a YYYYMMDD date")
         event_time = None

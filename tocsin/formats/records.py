@@ -62,10 +62,14 @@ def check_columns(source: str, header: list[str] | None, required: Iterable[tupl
         raise MissingColumns(source, missing, header)
 
 
-def csv_rows(reader: csv.DictReader) -> Iterator[tuple[int, dict | Reject]]:
+def csv_rows(reader: csv.DictReader, part: tuple[int, int] = (0, 1)) -> Iterator[tuple[int, dict | Reject]]:
     """(line number, row) of every data line; a line with more values than the header has columns is a
-    Reject (csv keeps the extra values under the key None). Line 1 is the header."""
-    for row in reader:
+    Reject (csv keeps the extra values under the key None). Line 1 is the header. `part` (k, n): only
+    the data rows k, k + n, k + 2n, ... (counted from 0), for readers that share a file."""
+    k, n = part
+    for index, row in enumerate(reader):
+        if n > 1 and index % n != k:
+            continue
         line = reader.line_num
         if None in row:
             values = len(row) - 1 + len(row[None])

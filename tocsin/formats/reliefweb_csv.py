@@ -112,9 +112,14 @@ def parse_row(row: dict, country: str | None = None, ingested_at: int | None = N
 
 
 def parse_csv(
-    text: io.TextIOBase, source: str, country: str | None = None, ingested_at: int | None = None
+    text: io.TextIOBase,
+    source: str,
+    country: str | None = None,
+    ingested_at: int | None = None,
+    part: tuple[int, int] = (0, 1),
 ) -> Iterator[tuple[int, dict | Reject]]:
-    """(line number, NewsItem or Reject) for every data line; line 1 is the header.
+    """(line number, NewsItem or Reject) for every data line (of `part`, see csv_rows); line 1 is the
+    header.
 
     The header is checked here, before any row is read: one without an id, title or date column raises
     MissingColumns naming `source` (the file) and every missing column. `country` (ISO alpha-3, any case)
@@ -126,11 +131,11 @@ def parse_csv(
     check_columns(source, header, REQUIRED)
     reader.fieldnames = column_names(header)
     ingested_at = ingested_at or now_ms()
-    return _records(reader, country, ingested_at)
+    return _records(reader, country, ingested_at, part)
 
 
-def _records(reader, country, ingested_at) -> Iterator[tuple[int, dict | Reject]]:
-    for line, row in csv_rows(reader):
+def _records(reader, country, ingested_at, part) -> Iterator[tuple[int, dict | Reject]]:
+    for line, row in csv_rows(reader, part):
         item = row if isinstance(row, Reject) else parse_row(row, country, ingested_at)
         if isinstance(item, Reject) and item.position is None:
             item.position = line

@@ -151,8 +151,10 @@ def _gw_country(value: str | None) -> str | None:
     return iso3_from_gw(int(first)) if first.isdigit() else None
 
 
-def parse_csv(text: io.TextIOBase, source: str | None = None) -> Iterator[tuple[int, dict | Reject]]:
-    """(line number, record or Reject) for every data line; line 1 is the header.
+def parse_csv(
+    text: io.TextIOBase, source: str | None = None, part: tuple[int, int] = (0, 1)
+) -> Iterator[tuple[int, dict | Reject]]:
+    """(line number, record or Reject) for every data line (of `part`, see csv_rows); line 1 is the header.
 
     The header is checked here, before any row is read: one without a required column raises
     MissingColumns naming the file (`source`, else the stream's file name) and every missing column.
@@ -161,11 +163,11 @@ def parse_csv(text: io.TextIOBase, source: str | None = None) -> Iterator[tuple[
     header = reader.fieldnames
     check_columns(source or _name(text), header, REQUIRED)
     reader.fieldnames = column_names(header)
-    return _records(reader)
+    return _records(reader, part)
 
 
-def _records(reader: csv.DictReader) -> Iterator[tuple[int, dict | Reject]]:
-    for line, row in csv_rows(reader):
+def _records(reader: csv.DictReader, part: tuple[int, int]) -> Iterator[tuple[int, dict | Reject]]:
+    for line, row in csv_rows(reader, part):
         item = row if isinstance(row, Reject) else parse_row(row)
         if isinstance(item, Reject) and item.position is None:
             item.position = line
