@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from tocsin.pipelines.indicators.catalogue import Catalogue
 from tocsin.pipelines.indicators.job import Settings
 from tocsin.pipelines.indicators.readfold import processes_default
 from tocsin.pipelines.rules.config import RuleSet
-from tocsin.pipelines.rules.dryrun import dry_run
+from tocsin.pipelines.rules.dryrun import SortedSignals, dry_run
 from tocsin.pipelines.windowspec import WindowSpec
 
 SCHEMA_VERSION = 1
@@ -85,11 +86,12 @@ def run(job: Backtest) -> dict:
             deciding = progress.add_task(f"signals of {stats.observations:,} observations", total=None)
             with replay.Timer(stats, "signals"):
                 files = replay.compute_signals(partials, settings, job.report_dir, job.beam_args)
-            signals = list(replay.read_signals(files))
+            # In decision order from sorted runs on disk, not held: a replay has millions of signals.
+            signals = SortedSignals(replay.read_signals(files), directory=work)
             stats.signals = len(signals)
             progress.update(deciding, description=f"alerts from {len(signals):,} signals")
             with replay.Timer(stats, "alerts"):
-                alerts = dry_run(job.ruleset, signals)
+                alerts = dry_run(job.ruleset, signals, ordered=True)
             progress.update(deciding, total=1, completed=1)
             period = _period(job, stats)
             countries = sorted(set(job.countries)) if job.countries else sorted(stats.countries)
@@ -103,6 +105,7 @@ def run(job: Backtest) -> dict:
                     rule_ids=[r.id for r in job.ruleset.rules],
                 )
                 sweeps = _sweeps(job, signals, countries, period, progress)
+            plotted = series(signals, countries, job.ruleset)
         shutil.move(str(work / "deadletters.jsonl"), job.report_dir / "deadletters.jsonl")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -123,7 +126,7 @@ def run(job: Backtest) -> dict:
             **scores,
             "sweeps": sweeps,
         },
-        "series": series(signals, countries, job.ruleset),
+        "series": plotted,
         "alerts": [_slim(a) for a in alerts],
         "episodes": scores["episodes"],
         "sweeps": sweeps,
@@ -167,7 +170,7 @@ def _sweeps(job: Backtest, signals, countries, period, progress) -> list[dict]:
 
         def decide(variant, task=task):
             progress.advance(task)
-            return dry_run(variant, signals)
+            return dry_run(variant, signals, ordered=True)
 
         def judge(alerts):  # the variant raised alerts of its one rule only: their totals are its own
             return score.totals(
@@ -202,7 +205,7 @@ def series_spec(ruleset: RuleSet) -> str | None:
     return max(daily, key=lambda w: (w.size_s, w.period_s)).label() if daily else None
 
 
-def series(signals: list[dict], countries: list[str], ruleset: RuleSet) -> dict:
+def series(signals: Iterable[dict], countries: list[str], ruleset: RuleSet) -> dict:
     """Per country: each indicator's count per window of the plotted spec, with zeros across gaps."""
 
     label = series_spec(ruleset)

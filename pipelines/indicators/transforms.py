@@ -139,15 +139,21 @@ class _FormatSignal(beam.DoFn):
 def sliding_windows(slices: dict[int, dict], size_ms: int, period_ms: int):
     """(start ms, end ms, accumulator) of every window holding a slice, from {slice n: accumulator}
     (slice n covers [n * period, (n + 1) * period)); each window merges the size/period slices it
-    covers, as Flink's sliced windows do, into a new accumulator (no slice is changed)."""
+    covers, as Flink's sliced windows do, into a new accumulator (no slice is changed). A window whose
+    slices are those of the one before (the slice it drops and the slice it adds are both empty) is
+    given the same accumulator object: day-dated events (UCDP, GDELT) fill one hourly slice a day, so
+    23 of the 24 windows of a day sliding hourly repeat the one before, and the caller summarises once."""
     per_window = size_ms // period_ms
     starts = sorted({m for n in slices for m in range(n - per_window + 1, n + 1)})
+    previous, acc = None, None
     for m in starts:  # the window starting at slice m covers slices m .. m + per_window - 1
-        acc: dict = {}
-        for n in range(m, m + per_window):
-            part = slices.get(n)
-            if part is not None:
-                merge_into(acc, part)
+        if previous != m - 1 or (m - 1) in slices or (m + per_window - 1) in slices:
+            acc = {}
+            for n in range(m, m + per_window):
+                part = slices.get(n)
+                if part is not None:
+                    merge_into(acc, part)
+        previous = m
         yield m * period_ms, m * period_ms + size_ms, acc
 
 
@@ -173,10 +179,12 @@ class _SlicedWindows(beam.DoFn):
                 slices[n] = dict(acc)  # a copy: the input may be shared
         key = PlaceKey(*place)
         rfs = self.risk_factors[key.indicator_id]
-        windows = 0
+        windows, last, summary = 0, None, None
         for start_ms, end_ms, acc in sliding_windows(slices, size_ms, period_ms):
             windows += 1
-            yield signal(key, start_ms, end_ms, summarise(acc), rfs, "ON_TIME", 0)
+            if acc is not last:  # the same accumulator: the same value as the window before
+                last, summary = acc, summarise(acc)
+            yield signal(key, start_ms, end_ms, summary, rfs, "ON_TIME", 0)
         self.tally[("ON_TIME", key.country, tuple(rfs))] += windows
 
 

@@ -18,6 +18,7 @@ Decisions:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -105,14 +106,22 @@ def _record(track: Track, signal: dict) -> bool:
 
 def window_groups(signals: list[dict]) -> list[list[dict]]:
     """Signals in decision order, grouped by window end and kind of pane: one decision per group."""
-    groups: list[list[dict]] = []
-    for signal in sorted(signals, key=decision_order):
-        key = decision_order(signal)[:2]
-        if groups and decision_order(groups[-1][-1])[:2] == key:
-            groups[-1].append(signal)
-        else:
-            groups.append([signal])
-    return groups
+    return list(groups_in_order(sorted(signals, key=decision_order)))
+
+
+def groups_in_order(signals: Iterable[dict]) -> Iterator[list[dict]]:
+    """The groups of `window_groups`, of signals already in decision order, one group at a time."""
+    group: list[dict] = []
+    key = None
+    for signal in signals:
+        at = decision_order(signal)[:2]
+        if group and at != key:
+            yield group
+            group = []
+        group.append(signal)
+        key = at
+    if group:
+        yield group
 
 
 def observe_window(track: Track, rule: Rule, risk_factors: dict, signals: list[dict]) -> list[dict]:

@@ -32,6 +32,19 @@ def test_sliding_windows_cover_every_window_holding_a_slice_and_never_change_one
     assert list(a) == ["e1"] and list(b) == ["e2"]
 
 
+def test_a_window_holding_the_slices_of_the_one_before_shares_its_accumulator():
+    a, b = ({"e1": (1.0, 0, frozenset({"x"}), ("o", "s", None, None, "x", 0), 1)},) * 2
+    windows = list(sliding_windows({0: a, 10: b}, 4, 1))
+    assert [s for s, _, _ in windows] == [-3, -2, -1, 0, 7, 8, 9, 10]
+    accs = [acc for _, _, acc in windows]
+    # -3..0 hold slice 0 alone: one accumulator; 7 starts anew (not contiguous), then 8..10 share it
+    assert all(acc is accs[0] for acc in accs[:4]) and all(acc is accs[4] for acc in accs[4:])
+    assert accs[0] is not accs[4] and accs[0] == accs[4] == a and accs[0] is not a
+    pairs = [acc for _, _, acc in sliding_windows({0: a, 2: b}, 3, 1)]  # {0}, {0}, {0, 2}, {2}, {2}
+    assert pairs[0] is pairs[1] and pairs[3] is pairs[4]
+    assert len({id(acc) for acc in pairs}) == 3
+
+
 def stable(signal: dict) -> str:
     signal = dict(signal)
     signal.pop("emitted_at")

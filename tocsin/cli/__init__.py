@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -11,20 +12,23 @@ import yaml
 from kafka import KafkaAdminClient
 from pydantic import ValidationError
 
+from tocsin.cli.flink import flink_app
 from tocsin.cli_errors import exit_with_errors, fail, operator_errors
 from tocsin.cli_options import (
     Bootstrap,
+    ClientProperties,
     CloudEventsSource,
     SchemaRegistryUrl,
     Serialization,
     duration,
     kafka_settings,
+    refuse_secret_flags,
     serialization_settings,
 )
 from tocsin.config import TelemetrySettings, cache_dirs
 from tocsin.connectors.cli import app as connect_app
 from tocsin.connectors.cli import intake_app
-from tocsin.kafka.topics import ALERTS, create_topics, load_topics
+from tocsin.kafka.topics import ALERTS, DEFAULT_DEPLOYMENT, create_topics, load_topics
 from tocsin.pipelines.backtest.cli import backtest
 from tocsin.router.cli import ledger_app, router_app, routes_app, silence_app
 from tocsin.serde.check import BaselineError, baseline, check_schemas, invalid_schemas
@@ -41,6 +45,16 @@ schemas_app = typer.Typer(help="Avro schemas of tocsin's records.", no_args_is_h
 kafka_app = typer.Typer(
     help="The local single-node Kafka broker for development, tests and the demo.", no_args_is_help=True
 )
+# The local cluster's ports unless KAFKA_CLUSTER_PORTS / KAFKA_CLUSTER_CONTROLLER_PORTS say otherwise: clear
+# of the local broker's (9092, 9093) and the test broker's (29092, 29093).
+CLUSTER_PORTS, CLUSTER_CONTROLLER_PORTS = "19092,19093,19094", "19192,19193,19194"
+kafka_cluster_app = typer.Typer(
+    help="A local three-broker Kafka cluster for development and tests: three KRaft nodes, each broker "
+    f"and controller (KAFKA_CLUSTER_PORTS, default {CLUSTER_PORTS}; KAFKA_CLUSTER_CONTROLLER_PORTS, "
+    f"default {CLUSTER_CONTROLLER_PORTS}; KAFKA_CLUSTER_DATA).",
+    no_args_is_help=True,
+)
+kafka_app.add_typer(kafka_cluster_app, name="cluster")
 pipeline_app = typer.Typer(help="Beam pipelines on a streaming runner.", no_args_is_help=True)
 rules_app = typer.Typer(
     help="Threshold rules: check a file, dry-run it over recorded signals.", no_args_is_help=True
@@ -52,6 +66,7 @@ indicators_app = typer.Typer(
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(kafka_app, name="kafka")
+app.add_typer(flink_app, name="flink")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(rules_app, name="rules")
 app.add_typer(alerts_app, name="alerts")
@@ -93,15 +108,20 @@ def _setup(
 @topics_app.command("create")
 def topics_create(
     bootstrap: Bootstrap = None,
-    replication_factor: Annotated[
-        int, typer.Option(help="Replicas per partition (1 on a single broker)")
-    ] = 1,
+    client_properties: ClientProperties = None,
+    deployment: Annotated[
+        str,
+        typer.Option(
+            help="The topic list's deployment whose replication (replicas, min.insync.replicas) the "
+            "topics get: single (one broker) or cluster (three or more)"
+        ),
+    ] = DEFAULT_DEPLOYMENT,
     topics_file: Annotated[
         Path | None, typer.Option(help="Topic list (default: the packaged topics.yaml)")
     ] = None,
 ) -> None:
     """Create every declared topic that does not exist yet (safe to run again)."""
-    kafka = kafka_settings(bootstrap)
+    kafka = kafka_settings(bootstrap, client_properties)
     with operator_errors(kafka):
         try:
             topics = load_topics(topics_file)
@@ -109,9 +129,13 @@ def topics_create(
             exit_with_errors(topics_file, [f"<root>: invalid YAML: {' '.join(str(error).split())}"])
         except ValidationError as error:
             exit_with_errors(topics_file, error_messages(error))
+        try:
+            topics.replication(deployment)  # before the broker is asked anything
+        except KeyError as error:
+            fail(f"error: --deployment: {error.args[0]}")
         admin = KafkaAdminClient(**kafka.client_config())
         try:
-            outcome = create_topics(admin, topics, replication_factor)
+            outcome = create_topics(admin, topics, deployment)
         finally:
             admin.close()
     for name, state in outcome.items():
@@ -253,6 +277,59 @@ def kafka_status() -> None:
         raise typer.Exit(1)
 
 
+def _local_cluster():
+    from tocsin.kafka.local_broker import KAFKA_VERSION, ClusterLayoutError, LocalCluster, cluster_layout
+
+    cache = cache_dirs()[0]
+    try:
+        ports, controller_ports = cluster_layout(
+            os.environ.get("KAFKA_CLUSTER_PORTS", CLUSTER_PORTS),
+            os.environ.get("KAFKA_CLUSTER_CONTROLLER_PORTS", CLUSTER_CONTROLLER_PORTS),
+        )
+    except ClusterLayoutError as error:
+        exit_with_errors("KAFKA_CLUSTER_PORTS, KAFKA_CLUSTER_CONTROLLER_PORTS", error.errors)
+    return LocalCluster(
+        libs_dir=Path(os.environ.get("KAFKA_LIBS", cache / f"kafka-{KAFKA_VERSION}" / "libs")),
+        data_dir=Path(os.environ.get("KAFKA_CLUSTER_DATA", cache / "kafka-cluster-data")),
+        ports=ports,
+        controller_ports=controller_ports,
+    )
+
+
+@kafka_cluster_app.command("up")
+def kafka_cluster_up() -> None:
+    """Start the local cluster's brokers and wait until the cluster has all of them."""
+    from tocsin.kafka.local_broker import BrokerError
+
+    cluster = _local_cluster()
+    try:
+        pids = cluster.start()
+    except BrokerError as exc:
+        fail(f"error: {exc}")
+    listed = ", ".join(str(pid) for pid in pids.values())
+    typer.echo(f"kafka cluster up: {cluster.bootstrap_servers} (pids {listed}, data {cluster.data_dir})")
+
+
+@kafka_cluster_app.command("down")
+def kafka_cluster_down() -> None:
+    """Stop the local cluster's brokers by their recorded pids."""
+    stopped = _local_cluster().stop()
+    typer.echo("kafka cluster stopped" if stopped else "kafka cluster was not running")
+
+
+@kafka_cluster_app.command("status")
+def kafka_cluster_status() -> None:
+    """Say which of the local cluster's brokers run (exit 1 unless all do)."""
+    cluster = _local_cluster()
+    pids = cluster.running_pids()
+    for node in cluster.nodes():
+        pid = pids[node.node_id]
+        state = f"running (pid {pid})" if pid else "not running"
+        typer.echo(f"broker {node.node_id}: {node.bootstrap_servers} {state}")
+    if not all(pids.values()):
+        raise typer.Exit(1)
+
+
 # Each Beam job parses its own arguments (pipeline options included), so typer passes them through.
 PIPELINE_JOBS = {
     "window-count": (
@@ -328,22 +405,29 @@ def rules_test(
     catalogue: CatalogueOpt = None,
 ) -> None:
     """Dry run: what the rules would fire over recorded signals, and why."""
-    from tocsin.pipelines.rules.dryrun import describe, dry_run, read_signals
+    from tocsin.pipelines.rules.dryrun import SortedSignals, describe, dry_run, signal_lines
 
     ruleset = _ruleset(file, catalogue)
+    counted = {"signals": 0}
+
+    def every(lines):  # all signals are counted, those no rule reads too
+        for signal in lines:
+            counted["signals"] += 1
+            yield signal
+
     with operator_errors():
         try:
-            recorded = read_signals(signals)
+            # sorted on disk in runs, not held: a replay's output can be millions of signals
+            with SortedSignals(every(signal_lines([signals]))) as ordered:
+                alerts = dry_run(ruleset, ordered, ordered=True)
         except ValueError as error:  # a line that is not JSON
             fail(f"error: {signals}: not JSON lines ({error})")
-    alerts = dry_run(ruleset, recorded)
     for alert in alerts:
         typer.echo(describe(alert))
     firing = {a["id"]: a["status"] for a in alerts}
     still = sum(1 for s in firing.values() if s != "RESOLVED")
-    typer.echo(
-        f"{len(recorded)} signals, {len(alerts)} alert events, {len(firing)} alerts, {still} still firing"
-    )
+    counts = f"{counted['signals']} signals, {len(alerts)} alert events, {len(firing)} alerts"
+    typer.echo(f"{counts}, {still} still firing")
 
 
 @indicators_app.command("explain")
@@ -394,6 +478,7 @@ def indicators_explain(
 @alerts_app.command("tail")
 def alerts_tail(
     bootstrap: Bootstrap = None,
+    client_properties: ClientProperties = None,
     topic: Annotated[str, typer.Option(help="Alert topic")] = ALERTS,
     from_beginning: Annotated[
         bool, typer.Option("--from-beginning", help="Start at the oldest alert")
@@ -407,7 +492,7 @@ def alerts_tail(
     from tocsin.alerts_tail import tail
     from tocsin.pipelines.rules.dryrun import describe
 
-    kafka = kafka_settings(bootstrap)
+    kafka = kafka_settings(bootstrap, client_properties)
     with operator_errors(kafka):
         count = tail(
             kafka.client_config(),
@@ -437,4 +522,5 @@ def demo(
 
 
 def main() -> None:
+    refuse_secret_flags(sys.argv[1:], "tocsin")  # before typer, whose "No such option" would not say why
     app(prog_name="tocsin")
