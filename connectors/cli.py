@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from tocsin.cli_errors import fail, operator_errors
-from tocsin.cli_options import Bootstrap, MetricsAddress, MetricsPort, duration, kafka_settings, start_metrics
+from tocsin.cli_options import (
+    Bootstrap,
+    ClientProperties,
+    MetricsAddress,
+    MetricsPort,
+    duration,
+    kafka_settings,
+    start_metrics,
+)
 from tocsin.kafka.topics import CONNECTOR_STATE, DEAD_LETTERS, INCIDENTS, NEWS
 from tocsin.telemetry.metrics import DEFAULT_METRICS_ADDRESS
 
@@ -53,11 +61,11 @@ def _topics(topic: str, dead_letter_topic: str, state_topic: str) -> dict:
     return {"topic": topic, "dead_letter_topic": dead_letter_topic, "state_topic": state_topic}
 
 
-def _replay(ingest, file: Path, bootstrap: str | None, metrics: tuple, **settings) -> None:
+def _replay(ingest, file: Path, kafka_flags: tuple, metrics: tuple, **settings) -> None:
     """A file replay as every replay command runs it: a bad file or an absent broker is one line."""
     from tocsin.formats.records import BadFile
 
-    kafka = kafka_settings(bootstrap)
+    kafka = kafka_settings(*kafka_flags)
     _serve(metrics)
     with operator_errors(kafka):
         try:
@@ -71,6 +79,7 @@ def _replay(ingest, file: Path, bootstrap: str | None, metrics: tuple, **setting
 def connect_ucdp(
     file: Annotated[Path, typer.Argument(help="UCDP GED CSV file")],
     bootstrap: Bootstrap = None,
+    client_properties: ClientProperties = None,
     topic: Topic = INCIDENTS,
     dead_letter_topic: DeadLetterTopic = DEAD_LETTERS,
     speed: Speed = None,
@@ -85,7 +94,7 @@ def connect_ucdp(
     _replay(
         ingest_ucdp,
         file,
-        bootstrap,
+        (bootstrap, client_properties),
         (metrics_port, metrics_address),
         **_topics(topic, dead_letter_topic, state_topic),
         speed=speed,
@@ -103,6 +112,7 @@ def connect_reliefweb_csv(
         ),
     ] = None,
     bootstrap: Bootstrap = None,
+    client_properties: ClientProperties = None,
     topic: Topic = NEWS,
     dead_letter_topic: DeadLetterTopic = DEAD_LETTERS,
     speed: Speed = None,
@@ -117,7 +127,7 @@ def connect_reliefweb_csv(
     _replay(
         ingest_reliefweb_csv,
         file,
-        bootstrap,
+        (bootstrap, client_properties),
         (metrics_port, metrics_address),
         country=country,
         **_topics(topic, dead_letter_topic, state_topic),
@@ -138,6 +148,7 @@ def connect_gdelt(
     once: Annotated[bool, typer.Option(help="With --url: fetch the latest file once and stop")] = False,
     interval: Annotated[str, typer.Option(help="With --url: time between polls (a duration)")] = "15m",
     bootstrap: Bootstrap = None,
+    client_properties: ClientProperties = None,
     topic: Topic = INCIDENTS,
     dead_letter_topic: DeadLetterTopic = DEAD_LETTERS,
     speed: Speed = None,
@@ -153,7 +164,7 @@ def connect_gdelt(
         raise typer.BadParameter("give exactly one of --dir or --url")
     if directory is not None and not directory.is_dir():
         fail(f"error: --dir {directory}: no such folder")
-    kafka = kafka_settings(bootstrap)
+    kafka = kafka_settings(bootstrap, client_properties)
     _serve((metrics_port, metrics_address))
     with operator_errors(kafka, url=url):
         totals = ingest_gdelt(
@@ -175,6 +186,7 @@ def connect_rss(
     once: Annotated[bool, typer.Option(help="Poll every feed once and stop")] = False,
     interval: Annotated[str, typer.Option(help="Time between polls (a duration)")] = "5m",
     bootstrap: Bootstrap = None,
+    client_properties: ClientProperties = None,
     topic: Topic = NEWS,
     dead_letter_topic: DeadLetterTopic = DEAD_LETTERS,
     state_topic: StateTopic = CONNECTOR_STATE,
@@ -184,7 +196,7 @@ def connect_rss(
     """Poll RSS/Atom feeds with conditional GET; only items not seen before are produced."""
     from tocsin.connectors import rss
 
-    kafka = kafka_settings(bootstrap)
+    kafka = kafka_settings(bootstrap, client_properties)
     _serve((metrics_port, metrics_address))
     with operator_errors(kafka):
         results = rss.run_feeds(
@@ -203,6 +215,7 @@ def connect_reliefweb(
     source: Annotated[str, typer.Argument(help="ReliefWeb API /reports URL, or a saved JSON response")],
     max_pages: Annotated[int | None, typer.Option(help="Stop after this many pages")] = None,
     bootstrap: Bootstrap = None,
+    client_properties: ClientProperties = None,
     topic: Topic = NEWS,
     dead_letter_topic: DeadLetterTopic = DEAD_LETTERS,
     state_topic: StateTopic = CONNECTOR_STATE,
@@ -212,7 +225,7 @@ def connect_reliefweb(
     """Ingest ReliefWeb reports page by page (resumes after the last committed page)."""
     from tocsin.connectors import reliefweb
 
-    kafka = kafka_settings(bootstrap)
+    kafka = kafka_settings(bootstrap, client_properties)
     _serve((metrics_port, metrics_address))
     with operator_errors(kafka, url=source):
         counts = reliefweb.run_reliefweb(
@@ -238,6 +251,7 @@ def intake_serve(
     port: Annotated[int | None, typer.Option(help="Port (0 picks a free one)")] = None,
     topic: Annotated[str | None, typer.Option(help="Topic to write to")] = None,
     bootstrap: Bootstrap = None,
+    client_properties: ClientProperties = None,
     metrics_port: MetricsPort = None,
     metrics_address: MetricsAddress = DEFAULT_METRICS_ADDRESS,
 ) -> None:
@@ -249,7 +263,7 @@ def intake_serve(
         settings = load_config(config, host=host, port=port, topic=topic)
     except IntakeConfigError as error:
         exit_with_errors(config, error.errors)
-    kafka = kafka_settings(bootstrap)
+    kafka = kafka_settings(bootstrap, client_properties)
     _serve((metrics_port, metrics_address))
     with operator_errors(kafka):
         server = serve(settings, kafka.client_config())

@@ -1,7 +1,8 @@
 """Pipeline options operators expect, shared by tocsin's Beam jobs, and how the jobs read their arguments.
 
 The Kafka connection options are tocsin.config.KafkaSettings' fields, as the typer commands' are:
-`--bootstrap-servers`, and `--kafka-<field>` for the others (security, client id). Each is None when not
+`--bootstrap-servers`, and `--kafka-<field>` for the others (security, client id), but the secrets, of
+which only the files are flags (`--kafka-sasl-password-file`). Each is None when not
 given, so that TOCSIN_KAFKA_<FIELD> and then the model's default apply (kafka_client_config), exactly as
 for `tocsin topics create` or `tocsin router serve`.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import typing
 from collections.abc import Callable
 from typing import TypeVar
@@ -19,8 +21,8 @@ from pydantic import ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from tocsin.cli_errors import KAFKA_UNREACHABLE, fail, kafka_unreachable_line
-from tocsin.cli_options import start_metrics
-from tocsin.config import KafkaSettings, SerializationSettings
+from tocsin.cli_options import refuse_secret_flags, start_metrics
+from tocsin.config import KAFKA_SECRETS, KafkaSettings, SerializationSettings
 from tocsin.durations import parse_duration_or_zero
 from tocsin.kafka.topics import DEAD_LETTERS
 from tocsin.runners import batch_options, streaming_options
@@ -32,8 +34,12 @@ from tocsin.validation import error_messages
 T = TypeVar("T")
 
 # Every Kafka setting is a job flag too, but the bootstrap timeout (TOCSIN_KAFKA_BOOTSTRAP_TIMEOUT or its
-# default): a job's first broker contact fails as fast as the CLI's.
-JOB_KAFKA_FIELDS = tuple(name for name in KafkaSettings.model_fields if name != "bootstrap_timeout")
+# default): a job's first broker contact fails as fast as the CLI's; and the secrets, which come from
+# their files (--kafka-sasl-password-file) or their environment variables only: a command line is read
+# by every user of the machine in `ps`, and Beam sends its pipeline options to the runner and workers.
+JOB_KAFKA_FIELDS = tuple(
+    name for name in KafkaSettings.model_fields if name != "bootstrap_timeout" and name not in KAFKA_SECRETS
+)
 # Beam declares --bootstrap_servers itself (Kafka Streams runner options), which KafkaOptions cannot
 # declare again: parse_job_args hands that spelling to the dashed one.
 _BEAM_SPELLING = "--bootstrap_servers"
@@ -183,6 +189,7 @@ def duration_arg(text: str) -> int:
 def parse_job_args(parser, argv: list[str] | None):
     """(the job's own arguments, the rest for Beam). The Kafka options are pipeline options, parsed by
     Beam; --help shows them with the job's all the same."""
+    refuse_secret_flags(argv if argv is not None else sys.argv[1:], parser.prog)
     if argv is not None and ("-h" in argv or "--help" in argv):
         KafkaOptions._add_argparse_args(parser.add_argument_group("Kafka (pipeline options)"))
         parser.epilog = "Any Beam pipeline option (--runner, --parallelism, ...) is passed to the runner."
@@ -218,8 +225,9 @@ def job_options(parser, beam_args: list[str], streaming: bool = True):
             lines = (m.removeprefix("<root>: ") for m in error_messages(error))
             fail(f"{parser.prog}: error: {'; '.join(lines)}")
         return options, opts, client
-    except ValidationError as error:
-        fail(f"{parser.prog}: error: Kafka settings: {'; '.join(error_messages(error))}")
+    except ValidationError as error:  # the whole-model checks read as the sentences they are
+        lines = (m.removeprefix("<root>: ") for m in error_messages(error))
+        fail(f"{parser.prog}: error: Kafka settings: {'; '.join(lines)}")
     except (FileNotFoundError, ValueError) as error:
         fail(f"{parser.prog}: error: {error}")
 

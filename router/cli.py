@@ -15,7 +15,15 @@ from urllib.parse import quote
 import typer
 
 from tocsin.cli_errors import exit_with_errors, fail, operator_errors, url_error_line
-from tocsin.cli_options import Bootstrap, MetricsAddress, MetricsPort, duration, kafka_settings, start_metrics
+from tocsin.cli_options import (
+    Bootstrap,
+    ClientProperties,
+    MetricsAddress,
+    MetricsPort,
+    duration,
+    kafka_settings,
+    start_metrics,
+)
 from tocsin.kafka.topics import ALERTS, LEDGER, LEDGER_CHECKPOINTS, NOTIFICATIONS, RESPONSES
 from tocsin.telemetry.metrics import DEFAULT_METRICS_ADDRESS
 
@@ -84,6 +92,7 @@ def _config(path: Path):
 def serve(
     config: Config,
     bootstrap: Bootstrap = None,
+    client_properties: ClientProperties = None,
     listen: Annotated[str, typer.Option(help="API address host:port")] = "127.0.0.1:9095",
     alerts_topic: Annotated[str, typer.Option(help="Alerts to route")] = ALERTS,
     ledger_topic: Annotated[str, typer.Option(help="The ledger (hash chain)")] = LEDGER,
@@ -121,7 +130,7 @@ def serve(
     # A router without a key writes the unsigned ledger routers wrote before signing, and so takes its
     # own unsigned entries back; with a key, only with --allow-unsigned (the prefix of an upgrade).
     trust = _trust(ledger_key, trusted_keys, allow_unsigned or not ledger_key, checkpoints_topic)
-    kafka = kafka_settings(bootstrap)
+    kafka = kafka_settings(bootstrap, client_properties)
     host, _, port = listen.rpartition(":")
     if not port.isdigit():
         fail(f"error: --listen {listen}: not host:port")
@@ -343,6 +352,7 @@ def silence_expire(
 @ledger_app.command("verify")
 def ledger_verify(
     bootstrap: Bootstrap = None,
+    client_properties: ClientProperties = None,
     topic: LedgerTopic = LEDGER,
     trusted_keys: TrustedKeysFile = None,
     checkpoints_topic: CheckpointsTopic = LEDGER_CHECKPOINTS,
@@ -353,7 +363,7 @@ def ledger_verify(
     from tocsin.router.ledger_trust import read_checked
 
     trust = _trust(None, trusted_keys, allow_unsigned, checkpoints_topic)
-    kafka = kafka_settings(bootstrap)
+    kafka = kafka_settings(bootstrap, client_properties)
     with operator_errors(kafka):
         verdict = read_checked(kafka.client_config(), topic, trust)
     for line in verdict.problems:
@@ -425,11 +435,16 @@ def ledger_keygen(
 
 
 @ledger_app.command("show")
-def ledger_show(alert_id: str, bootstrap: Bootstrap = None, topic: LedgerTopic = LEDGER) -> None:
+def ledger_show(
+    alert_id: str,
+    bootstrap: Bootstrap = None,
+    client_properties: ClientProperties = None,
+    topic: LedgerTopic = LEDGER,
+) -> None:
     """The whole story of one alert, in order, with times."""
     from tocsin.router.ledger import read_ledger, story
 
-    kafka = kafka_settings(bootstrap)
+    kafka = kafka_settings(bootstrap, client_properties)
     with operator_errors(kafka):
         lines = story(read_ledger(kafka.client_config(), topic), alert_id)
     if not lines:

@@ -2,7 +2,8 @@
 
 `--bootstrap-servers` is declared here for the three typer command lines (tocsin/cli, connectors/cli.py,
 router/cli.py); its model, default and environment variables are tocsin.config.KafkaSettings', which
-the Beam jobs' Kafka options are derived from too (tocsin.pipelines.options). So are `--metrics-port` and
+the Beam jobs' Kafka options are derived from too (tocsin.pipelines.options), and so is
+`--kafka-client-properties`; no secret is ever a flag (refuse_secret_flags). So are `--metrics-port` and
 `--metrics-address` of every long-running command (the Beam jobs declare the same two flags, with the
 same default and environment variable, in tocsin.pipelines.options), and `start_metrics` serves them.
 `--serialization` and `--schema-registry-url` are tocsin.config.SerializationSettings', given once to
@@ -11,13 +12,14 @@ same default and environment variable, in tocsin.pipelines.options), and `start_
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 
 from tocsin.cli_errors import fail
-from tocsin.config import KafkaSettings, SerializationSettings
+from tocsin.config import KAFKA_SECRETS, KafkaSettings, SerializationSettings
 from tocsin.durations import parse_duration
 from tocsin.serde import wire
 from tocsin.telemetry.metrics import METRICS_ADDRESS_ENV, serve_metrics
@@ -34,6 +36,17 @@ Bootstrap = Annotated[
         show_default=False,
         help=f"Kafka bootstrap servers, host:port[,host:port] (default {DEFAULT_BOOTSTRAP}; security "
         "settings: TOCSIN_KAFKA_*)",
+    ),
+]
+
+
+ClientProperties = Annotated[
+    Path | None,
+    typer.Option(
+        "--kafka-client-properties",
+        show_default=False,
+        help=f"{KafkaSettings.model_fields['client_properties'].description} [env: "
+        "TOCSIN_KAFKA_CLIENT_PROPERTIES]",
     ),
 ]
 
@@ -64,12 +77,38 @@ def start_metrics(port: int | None, address: str, prefix: str = "error") -> int 
         )
 
 
-def kafka_settings(bootstrap: str | None) -> KafkaSettings:
-    """The command's Kafka settings: --bootstrap-servers, else TOCSIN_KAFKA_*, else the defaults."""
+def kafka_settings(bootstrap: str | None, client_properties: Path | None = None) -> KafkaSettings:
+    """The command's Kafka settings: --bootstrap-servers and --kafka-client-properties, else
+    TOCSIN_KAFKA_*, else the defaults. Every problem is listed in one line."""
+    given = {"bootstrap_servers": bootstrap, "client_properties": client_properties}
     try:
-        return KafkaSettings(bootstrap_servers=bootstrap) if bootstrap else KafkaSettings()
-    except ValidationError as error:
-        fail(f"error: Kafka settings (TOCSIN_KAFKA_*): {'; '.join(error_messages(error))}")
+        return KafkaSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as error:  # the whole-model checks read as the sentences they are
+        lines = (m.removeprefix("<root>: ") for m in error_messages(error))
+        fail(f"error: Kafka settings (TOCSIN_KAFKA_*): {'; '.join(lines)}")
+
+
+# The flags a secret would have, in both of Beam's spellings (--kafka-sasl-password, --kafka_sasl_password).
+SECRET_FLAGS = {
+    spelling: name
+    for name in KAFKA_SECRETS
+    for spelling in (f"--kafka-{name.replace('_', '-')}", f"--kafka_{name}")
+}
+
+
+def refuse_secret_flags(argv: list[str], prog: str) -> None:
+    """A secret on the command line is refused, in one line, before anything runs: `ps` shows a command
+    line to every user of the machine, and a Beam job would send it to its runner with its options."""
+    for arg in argv:
+        flag = arg.split("=", 1)[0]
+        if flag in SECRET_FLAGS:
+            name = SECRET_FLAGS[flag]
+            fail(
+                f"{prog}: error: {flag}: a secret is never taken on the command line (ps shows it to every "
+                f"user); give its file, TOCSIN_KAFKA_{name.upper()}_FILE=PATH (a job's --kafka-"
+                f"{name.replace('_', '-')}-file PATH), or TOCSIN_KAFKA_{name.upper()}",
+                code=2,
+            )
 
 
 def duration(text: str, flag: str) -> int:

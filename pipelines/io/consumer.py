@@ -19,6 +19,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
 
+from tocsin.client_properties import librdkafka_spelling
+
 TIMEOUT_S = 10.0
 
 # kafka-python's client settings (tocsin.config.KafkaSettings.client_config) -> librdkafka's names.
@@ -31,6 +33,7 @@ _NAMES = {
     "ssl_cafile": "ssl.ca.location",
     "ssl_certfile": "ssl.certificate.location",
     "ssl_keyfile": "ssl.key.location",
+    "ssl_password": "ssl.key.password",
 }
 # kafka-python's wait for a first broker: librdkafka has none to set (each call here has its own timeout,
 # TIMEOUT_S), so it is left out rather than refused.
@@ -47,6 +50,11 @@ def librdkafka_config(client: dict) -> dict:
             config["bootstrap.servers"] = value if isinstance(value, str) else ",".join(value)
         elif name in _NAMES:
             config[_NAMES[name]] = str(value)
+        elif name == "sasl_oauth_token_provider":
+            # The same provider as kafka-python's (tocsin.oidc): librdkafka calls it for each token.
+            config["oauth_cb"] = value
+        elif (spelled := librdkafka_spelling(name, value)) is not None:  # a client-properties file's
+            config[spelled[0]] = spelled[1]
         else:
             raise ValueError(f"Kafka client setting {name!r} has no librdkafka equivalent in tocsin's source")
     return config

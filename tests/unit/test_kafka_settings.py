@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from tocsin import cli_options
 from tocsin.cli import app
-from tocsin.config import KafkaSettings
+from tocsin.config import KAFKA_SECRETS, KafkaSettings
 from tocsin.kafka.topics import TOPIC_NAME
 from tocsin.pipelines.io.consumer import librdkafka_config
 from tocsin.pipelines.options import (
@@ -52,14 +52,16 @@ def test_the_three_command_lines_share_one_bootstrap_option():
         assert "--bootstrap-servers" in shown and "127.0.0.1:9092" in shown, command
 
 
-def test_every_connection_setting_is_a_job_option_with_the_models_choices():
-    assert set(JOB_KAFKA_FIELDS) == set(KafkaSettings.model_fields) - {"bootstrap_timeout"}
+def test_every_connection_setting_is_a_job_option_with_the_models_choices(tmp_path):
+    # The secrets are not options: their files are (and their environment variables).
+    assert set(JOB_KAFKA_FIELDS) == set(KafkaSettings.model_fields) - {"bootstrap_timeout", *KAFKA_SECRETS}
+    (tmp_path / "password").write_text("p\n")
     client = job_client(
         "--bootstrap-servers=k1:9092,k2:9092",
         "--kafka-security-protocol=SASL_SSL",
         "--kafka-sasl-mechanism=SCRAM-SHA-512",
         "--kafka-sasl-username=u",
-        "--kafka-sasl-password=p",
+        f"--kafka-sasl-password-file={tmp_path / 'password'}",
         "--kafka-ssl-cafile=/ca.pem",
         "--kafka-client-id=job",
     )

@@ -133,7 +133,8 @@ def test_missing_prism_says_how_to_get_it(monkeypatch, tmp_path):
         streaming_options([])
 
 
-def test_kafka_pipeline_options_parse_with_dashes_or_underscores():
+def test_kafka_pipeline_options_parse_with_dashes_or_underscores(monkeypatch):
+    monkeypatch.setenv("TOCSIN_KAFKA_SASL_PASSWORD", "p")  # a secret is never a flag
     opts = PipelineOptions(
         [
             "--bootstrap-servers=k1:9092,k2:9092",
@@ -144,7 +145,6 @@ def test_kafka_pipeline_options_parse_with_dashes_or_underscores():
             "--kafka-security-protocol=SASL_SSL",
             "--kafka-sasl-mechanism=SCRAM-SHA-512",
             "--kafka-sasl-username=u",
-            "--kafka-sasl-password=p",
         ]
     ).view_as(KafkaOptions)
     assert (opts.group_id, opts.start, opts.idle_timeout, opts.source_shards) == (

@@ -10,7 +10,14 @@ import sys
 
 import structlog
 
+from tocsin.credentials import hidden
+
 _configured = False
+
+
+def _hide_secrets(_logger, _method, event: dict) -> dict:
+    """No Kafka secret (tocsin.credentials.Secret) reaches a log line, whatever a caller logs."""
+    return {key: hidden(value) for key, value in event.items()}
 
 
 class _Stderr:
@@ -34,6 +41,7 @@ def configure_logging(fmt: str = "console", level: str = "info") -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
+        _hide_secrets,
     ]
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
