@@ -1,4 +1,5 @@
-"""The declarative topic list (`tocsin/topics.yaml`): load, validate, and create idempotently."""
+"""The declarative topic list (`tocsin/topics.yaml`): load, validate, and create idempotently, with the
+replication of a deployment (its `deployments`: one broker, a cluster)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,27 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 log = structlog.get_logger("tocsin.kafka.topics")
 
 TOPIC_NAME = re.compile(r"^tocsin\.[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*\.v[1-9][0-9]*$")
+# The deployment `tocsin topics create` (and the demo) apply unless told: one broker.
+DEFAULT_DEPLOYMENT = "single"
+
+
+class Replication(BaseModel):
+    """How many brokers keep each partition of a deployment's topics, and how many of them must have a
+    record before the broker acknowledges it to an acks=all producer (every tocsin producer is one)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    replication_factor: int = Field(gt=0)
+    min_insync_replicas: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _enough_replicas(self) -> Replication:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"min_insync_replicas {self.min_insync_replicas} is more than replication_factor "
+                f"{self.replication_factor}: the brokers would refuse every write"
+            )
+        return self
 
 
 class Topic(BaseModel):
@@ -45,10 +67,19 @@ class Topic(BaseModel):
     def configs(self) -> dict[str, str]:
         return {"cleanup.policy": self.cleanup, "retention.ms": str(self.retention_ms)}
 
+    def new_topic(self, replication: Replication) -> NewTopic:
+        """The topic as the deployment creates it: its partitions on `replication_factor` brokers each."""
+        configs = self.configs() | {"min.insync.replicas": str(replication.min_insync_replicas)}
+        return NewTopic(self.name, self.partitions, replication.replication_factor, topic_configs=configs)
+
 
 class TopicList(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # A topic list of its own (--topics-file) that names no deployments has the one broker's.
+    deployments: dict[str, Replication] = Field(
+        default_factory=lambda: {DEFAULT_DEPLOYMENT: Replication(replication_factor=1, min_insync_replicas=1)}
+    )
     topics: list[Topic]
 
     @model_validator(mode="after")
@@ -59,6 +90,20 @@ class TopicList(BaseModel):
                 raise ValueError(f"topic {topic.name} is declared twice")
             seen.add(topic.name)
         return self
+
+    @model_validator(mode="after")
+    def _default_deployment(self) -> TopicList:
+        if DEFAULT_DEPLOYMENT not in self.deployments:
+            raise ValueError(f"deployments: {DEFAULT_DEPLOYMENT!r}, the default, is not declared")
+        return self
+
+    def replication(self, deployment: str) -> Replication:
+        """The deployment's replication; a KeyError naming the declared ones for another name."""
+        try:
+            return self.deployments[deployment]
+        except KeyError:
+            declared = ", ".join(self.deployments)
+            raise KeyError(f"unknown deployment {deployment!r} (declared: {declared})") from None
 
     def by_schema(self, schema_name: str) -> Topic:
         for topic in self.topics:
@@ -72,9 +117,11 @@ def load_topics(path: Path | None = None) -> TopicList:
     return TopicList.model_validate(yaml.safe_load(text))
 
 
-def create_topics(admin, topics: TopicList, replication_factor: int = 1) -> dict[str, str]:
-    """Create the missing topics; leave existing ones. Returns {topic: 'created' | 'exists'}."""
+def create_topics(admin, topics: TopicList, deployment: str = DEFAULT_DEPLOYMENT) -> dict[str, str]:
+    """Create the missing topics with the deployment's replication; leave existing ones (their
+    replication too). Returns {topic: 'created' | 'exists'}."""
 
+    replication = topics.replication(deployment)
     existing = set(admin.list_topics())
     outcome: dict[str, str] = {}
     missing = []
@@ -82,9 +129,7 @@ def create_topics(admin, topics: TopicList, replication_factor: int = 1) -> dict
         if topic.name in existing:
             outcome[topic.name] = "exists"
         else:
-            missing.append(
-                NewTopic(topic.name, topic.partitions, replication_factor, topic_configs=topic.configs())
-            )
+            missing.append(topic.new_topic(replication))
     for new in missing:
         try:
             admin.create_topics([new])
