@@ -117,7 +117,7 @@ def _commit(checkout: Path) -> str:
 
 def linked(checkout: Path) -> Path:
     """A checkout importable by PYTHONPATH: the packages pyproject maps under `tocsin` linked there."""
-    for name in ("pipelines", "connectors", "schemas", "sample_data"):
+    for name in ("pipelines", "connectors", "router", "schemas", "sample_data"):
         link = checkout / "tocsin" / name
         if not link.exists():
             link.symlink_to(Path("..") / name)

@@ -234,7 +234,9 @@ class _WriteJsonLines(beam.DoFn):
 
     def process(self, signal):
         # orjson: encoding the signals was a quarter of a batch replay with the standard library's.
-        self._lines.append(orjson.dumps(signal, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE))
+        # Keys in the order the signal was built (the same for every signal), not sorted: sorting every
+        # nested dict of a million signals was a fifth of a replay's pipeline.
+        self._lines.append(orjson.dumps(signal, option=orjson.OPT_APPEND_NEWLINE))
         if len(self._lines) >= FLUSH_LINES:  # a batch bundle may hold every signal of the replay
             self._flush()
 

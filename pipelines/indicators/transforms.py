@@ -75,10 +75,18 @@ def signal_id(key: PlaceKey, start_ms: int, end_ms: int) -> str:
 
 
 def signal(
-    key: PlaceKey, start_ms: int, end_ms: int, summary, risk_factors: list[int], timing: str, index: int
+    key: PlaceKey,
+    start_ms: int,
+    end_ms: int,
+    summary,
+    risk_factors: list[int],
+    timing: str,
+    index: int,
+    evidence: list[dict] | None = None,
 ) -> dict:
-    """The IndicatorSignal of a window's value (a pane of it). Counted by the caller (`count_signals`)."""
-    evidence = [dict(zip(EVIDENCE_FIELDS, e, strict=True)) for e in summary.evidence]
+    """The IndicatorSignal of a window's value (a pane of it). Counted by the caller (`count_signals`).
+    `evidence`: the summary's evidence as dicts (`evidence_dicts`), when the caller already has them."""
+    evidence = evidence_dicts(summary) if evidence is None else evidence
     return {
         "id": signal_id(key, start_ms, end_ms),
         "indicator_id": key.indicator_id,
@@ -102,6 +110,10 @@ def signal(
 
 
 EVIDENCE_FIELDS = Evidence._fields
+
+
+def evidence_dicts(summary) -> list[dict]:
+    return [dict(zip(EVIDENCE_FIELDS, e, strict=True)) for e in summary.evidence]
 
 
 def count_signals(tally: Counter) -> None:
@@ -179,12 +191,13 @@ class _SlicedWindows(beam.DoFn):
                 slices[n] = dict(acc)  # a copy: the input may be shared
         key = PlaceKey(*place)
         rfs = self.risk_factors[key.indicator_id]
-        windows, last, summary = 0, None, None
+        windows, last, summary, evidence = 0, None, None, None
         for start_ms, end_ms, acc in sliding_windows(slices, size_ms, period_ms):
             windows += 1
             if acc is not last:  # the same accumulator: the same value as the window before
                 last, summary = acc, summarise(acc)
-            yield signal(key, start_ms, end_ms, summary, rfs, "ON_TIME", 0)
+                evidence = evidence_dicts(summary)  # shared by its windows' signals: nothing changes them
+            yield signal(key, start_ms, end_ms, summary, rfs, "ON_TIME", 0, evidence)
         self.tally[("ON_TIME", key.country, tuple(rfs))] += windows
 
 
