@@ -12,6 +12,7 @@ KAFKA_LIBS  := $(CACHE)/kafka-$(KAFKA_VERSION)/libs
 PRISM       := $(CACHE)/prism-$(BEAM_VERSION)/prism
 FLINK_JAR   := $(CACHE)/flink/beam-flink-job-server.jar
 FLINK_LIB   := $(CACHE)/flink/lib
+FLINK_CLUSTER_LIB := $(CACHE)/flink-cluster/lib
 PROM_DIR    := $(CACHE)/prometheus
 PROMETHEUS  := $(PROM_DIR)/usr/bin/prometheus
 APICURIO_VERSION := 2.6.13.Final
@@ -36,7 +37,9 @@ export TOCSIN_AMTOOL := $(abspath $(AMTOOL))
 export TOCSIN_ALERTMANAGER := $(abspath $(ALERTMANAGER))
 export TOCSIN_PRISM_LOCATION := $(abspath $(PRISM))
 export TOCSIN_FLINK_JOB_SERVER_JAR := $(abspath $(FLINK_JAR))
+export FLINK_CLUSTER_LIB := $(abspath $(FLINK_CLUSTER_LIB))
 
+.PHONY: flink-cluster-fetch flink-cluster-up flink-cluster-down test-flink-cluster
 .PHONY: setup kafka-fetch prism flink prometheus alertmanager schema-registry chromium kafka-up kafka-down topics test test-faults test-unit lint bench demo clean
 
 setup: $(VENV)/.installed
@@ -72,6 +75,24 @@ $(FLINK_JAR): deploy/flink/pom.xml deploy/flink/build_job_server.sh
 	mvn --batch-mode --quiet -Dmaven.repo.local=$(M2) -f deploy/flink/pom.xml \
 	    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(abspath $(FLINK_LIB))
 	deploy/flink/build_job_server.sh $@ $(FLINK_LIB)
+
+# A Flink 1.19 session cluster from Maven Central (deploy/flink-cluster/pom.xml: Flink's modules, as no
+# flink-dist jar is published): a JobManager and a TaskManager (2 slots), each its own JVM, and Beam's job
+# server pointed at it, on free loopback ports, in .cache/flink-cluster/run (tocsin/runners/flink_cluster.py).
+# `up` prints the pipeline options that run a job there (`tocsin flink cluster status` again).
+flink-cluster-fetch: $(FLINK_CLUSTER_LIB)/.fetched
+
+$(FLINK_CLUSTER_LIB)/.fetched: deploy/flink-cluster/pom.xml
+	rm -rf $(FLINK_CLUSTER_LIB)
+	mvn --batch-mode --quiet -Dmaven.repo.local=$(M2) -f deploy/flink-cluster/pom.xml \
+	    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(abspath $(FLINK_CLUSTER_LIB))
+	touch $@
+
+flink-cluster-up: setup flink flink-cluster-fetch
+	$(BIN)/tocsin flink cluster up
+
+flink-cluster-down:
+	$(BIN)/tocsin flink cluster down
 
 # Prometheus (and promtool) from Debian's package, unpacked into .cache: no system install, no root needed.
 prometheus: $(PROMETHEUS)
@@ -112,7 +133,8 @@ $(ALERTMANAGER):
 schema-registry: $(REGISTRY_JAR)
 
 $(REGISTRY_JAR): deploy/schema-registry/pom.xml
-	rm -rf $(REGISTRY_DIR)
+	# The build folder too: the unpack's markers live there, and with them left it would skip the unpack.
+	rm -rf $(REGISTRY_DIR) $(CACHE)/schema-registry/build
 	mvn --batch-mode --quiet -Dmaven.repo.local=$(M2) -f deploy/schema-registry/pom.xml \
 	    -Dapicurio.version=$(APICURIO_VERSION) dependency:unpack-dependencies \
 	    -DoutputDirectory=$(abspath $(REGISTRY_DIR))
@@ -138,6 +160,21 @@ kafka-up: setup kafka-fetch
 kafka-down:
 	$(BIN)/tocsin kafka down
 
+# Three KRaft brokers, each a combined broker and controller and a voter of one quorum, each its own JVM
+# (the jars kafka-fetch put in .cache): brokers on 127.0.0.1:19092-19094, controllers on 19192-19194, data
+# in .cache/kafka-cluster-data (KAFKA_CLUSTER_PORTS, KAFKA_CLUSTER_CONTROLLER_PORTS, KAFKA_CLUSTER_DATA).
+# Its topics: tocsin topics create -b 127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094 --deployment cluster
+.PHONY: kafka-cluster-up kafka-cluster-down test-kafka-cluster
+kafka-cluster-up: setup kafka-fetch
+	$(BIN)/tocsin kafka cluster up
+
+kafka-cluster-down:
+	$(BIN)/tocsin kafka cluster down
+
+# The broker-kill test alone (also in test-faults): it starts a cluster of its own on free ports.
+test-kafka-cluster: setup kafka-fetch prism
+	$(BIN)/pytest tests/faults/test_cluster_broker_kill.py -m "faults or not faults" -s
+
 topics: kafka-up
 	$(BIN)/tocsin topics create
 
@@ -147,7 +184,16 @@ test: setup kafka-fetch prism flink prometheus alertmanager schema-registry chro
 	$(TEST_KAFKA) $(BIN)/tocsin kafka up
 	$(TEST_KAFKA) TOCSIN_TEST_BOOTSTRAP=127.0.0.1:29092 TOCSIN_REQUIRE_FLINK=1 TOCSIN_REQUIRE_PROMETHEUS=1 \
 	    TOCSIN_REQUIRE_CHROMIUM=1 TOCSIN_REQUIRE_ALERTMANAGER=1 TOCSIN_REQUIRE_SCHEMA_REGISTRY=1 \
-	    $(BIN)/pytest; rc=$$?; \
+	    $(BIN)/pytest -m "not faults and not flink_cluster"; rc=$$?; \
+	    $(TEST_KAFKA) $(BIN)/tocsin kafka down; exit $$rc
+
+# The jobs on a Flink session cluster against Prism (tests/integration/test_flink_cluster.py): minutes of
+# JVMs, so not in `make test`; its own broker, as `make test`.
+test-flink-cluster: setup kafka-fetch prism flink flink-cluster-fetch
+	rm -rf $(CACHE)/kafka-test-data
+	$(TEST_KAFKA) $(BIN)/tocsin kafka up
+	$(TEST_KAFKA) TOCSIN_TEST_BOOTSTRAP=127.0.0.1:29092 TOCSIN_REQUIRE_FLINK=1 TOCSIN_REQUIRE_FLINK_CLUSTER=1 \
+	    $(BIN)/pytest -m flink_cluster -s tests/integration/test_flink_cluster.py; rc=$$?; \
 	    $(TEST_KAFKA) $(BIN)/tocsin kafka down; exit $$rc
 
 test-unit: setup
@@ -181,4 +227,4 @@ demo: setup kafka-fetch prism
 	$(BIN)/tocsin demo
 
 clean:
-	rm -rf $(CACHE)/kafka-data $(CACHE)/kafka-test-data
+	rm -rf $(CACHE)/kafka-data $(CACHE)/kafka-test-data $(CACHE)/kafka-cluster-data

@@ -136,6 +136,14 @@ class _FormatSignal(beam.DoFn):
 
     def process(self, element, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
         key, summary = element
+        if not summary.count:
+            # A pane of no partial carries nothing (the windows accumulate, and a window exists only
+            # for a partial in it), but on a Java runner it would overwrite the window's value with
+            # zero: when one watermark step passes both a window's end and its end plus the allowed
+            # lateness (a replay, a backlog), Beam's Flink runner fires the end as the final pane,
+            # clears the window, then fires its cleanup timer on the cleared state, and Python's
+            # closing behaviour (EMIT_ALWAYS) emits that as a second, empty, ON_TIME pane.
+            return
         key = PlaceKey(*key)
         start_ms, end_ms = win.start.micros // 1000, win.end.micros // 1000
         if self.emit_after_ms is not None and end_ms <= self.emit_after_ms:

@@ -249,13 +249,20 @@ def test_runner_given_with_a_space_reaches_the_runner_defaults(tmp_path):
     )
 
 
-def test_runner_flags_with_a_space_are_joined():
+def test_runner_flags_with_a_space_are_joined(monkeypatch, tmp_path):
+    jar = tmp_path / "job-server.jar"
+    jar.write_text("")
+    monkeypatch.setenv("TOCSIN_FLINK_JOB_SERVER_JAR", str(jar))
     opts = streaming_options(["--runner", "FlinkRunner", "--flink_master", "flink:8081"]).get_all_options()
     assert (opts["runner"], opts["flink_master"], opts["environment_type"]) == (
         "FlinkRunner",
         "flink:8081",
         "LOOPBACK",
     )
+    opts = streaming_options(
+        ["--runner", "FlinkRunner", "--job_endpoint", "localhost:8099"]
+    ).get_all_options()
+    assert opts["job_endpoint"] == "localhost:8099"
 
 
 def test_runner_without_its_value_is_one_line():

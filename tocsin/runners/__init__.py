@@ -24,6 +24,7 @@ VALUED = (
     "--flink_job_server_jar",
     "--environment_type",
     "--job_server_timeout",
+    "--job_endpoint",
 )
 
 
@@ -101,10 +102,14 @@ def _options(argv: list[str], streaming: bool) -> PipelineOptions:
         # its output is emitted twice (Beam issue #35771). tocsin's sources never accept such a split
         # anyway (a Kafka restriction only checkpoints), so runner-initiated splits are turned off.
         argv.append(PRISM_NO_SPLITS)
-    if runner == "FlinkRunner":
+    if runner == "FlinkRunner" and not _has(argv, "--job_endpoint"):
+        # No job server given: Beam starts one per launch, for an embedded Flink by default or for the
+        # cluster at --flink_master. Beam would download its own 2.77 job-server jar, which is not
+        # published: the one `make flink` builds is used instead. With --job_endpoint (a running job
+        # server, e.g. `tocsin flink-cluster up`'s) that server's --flink-master applies.
         if not _has(argv, "--flink_master"):
             argv.append("--flink_master=[local]")
-        if "--flink_master=[local]" in argv and not _has(argv, "--flink_job_server_jar"):
+        if not _has(argv, "--flink_job_server_jar"):
             argv.append(f"--flink_job_server_jar={flink_job_server_jar()}")
     if runner in ("PrismRunner", "FlinkRunner") and not _has(argv, "--environment_type"):
         argv.append("--environment_type=LOOPBACK")  # SDK workers in this process: no docker needed
