@@ -14,7 +14,6 @@ import typer
 
 from tocsin.cli_errors import fail
 from tocsin.config import cache_dirs
-from tocsin.runners.flink_cluster import FlinkClusterError, LocalFlinkCluster
 
 flink_app = typer.Typer(help="Flink for the Beam jobs.", no_args_is_help=True)
 cluster_app = typer.Typer(
@@ -26,6 +25,10 @@ flink_app.add_typer(cluster_app, name="cluster")
 
 
 def local_cluster():
+    # Here, not at the top: tocsin.runners loads Beam's options (1.8 s), and every `tocsin` command,
+    # `--help` too, imports this module.
+    from tocsin.runners.flink_cluster import LocalFlinkCluster  # noqa: PLC0415
+
     cache = cache_dirs()[0]
     jar = os.environ.get("TOCSIN_FLINK_JOB_SERVER_JAR") or cache / "flink" / "beam-flink-job-server.jar"
     return LocalFlinkCluster(
@@ -42,7 +45,7 @@ def cluster_up() -> None:
     cluster = local_cluster()
     try:
         state = cluster.start()
-    except FlinkClusterError as error:
+    except cluster.Error as error:
         fail(f"error: {error}")
     pids = ", ".join(f"{role} {pid}" for role, pid in state.pids.items())
     typer.echo(f"flink cluster up: REST http://{state.flink_master}, job server {state.job_endpoint}")
@@ -76,9 +79,10 @@ def cluster_status() -> None:
 @cluster_app.command("jobs")
 def cluster_jobs() -> None:
     """List the cluster's jobs: id, state, name."""
+    cluster = local_cluster()
     try:
-        jobs = local_cluster().jobs()
-    except FlinkClusterError as error:
+        jobs = cluster.jobs()
+    except cluster.Error as error:
         fail(f"error: {error}")
     for job in jobs:
         typer.echo(f"{job['jid']}  {job['state']:10} {job['name']}")

@@ -96,6 +96,8 @@ class ClusterState:
 class LocalFlinkCluster:
     """The cluster's jars, Beam's job server jar, the folder it runs in, and its size."""
 
+    Error = FlinkClusterError  # what its methods raise, for callers that import only the class
+
     lib_dir: Path
     job_server_jar: Path
     work_dir: Path
